@@ -1,0 +1,3 @@
+"""waymo-unet"""
+
+__version__ = "0.1"
