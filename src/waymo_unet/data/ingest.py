@@ -1,0 +1,385 @@
+"""Ingestion of one Waymo v2 segment: parquet in, a uint8 training shard out.
+
+``ingest_segment`` is the one function that touches pixels. It is pure in the sense
+that matters for scaling out: everything it needs travels in a small picklable
+``SegmentJob``, it opens its files itself through fsspec, and it returns a
+``SegmentResult`` of counts, quarantined rows and class histograms. The same function
+runs serially, in a process pool and on a Dask worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from waymo_unet.data.decode import (
+    DecodeError,
+    decode_camera_image,
+    decode_panoptic_label,
+    jpeg_size,
+    resize_label,
+    semantic_from_panoptic,
+    semantic_histogram,
+)
+from waymo_unet.data.parallel import map_unordered, resolve_workers
+from waymo_unet.data.parquet import INVALID_CAMERA, ComponentFile, ParquetSource
+from waymo_unet.data.shards import ShardStore
+from waymo_unet.data.waymo import (
+    CAMERA_IMAGE,
+    CAMERA_SEGMENTATION,
+    IMAGE_COLUMN,
+    PANOPTIC_DIVISOR_COLUMN,
+    PANOPTIC_LABEL_COLUMN,
+    CameraName,
+)
+
+logger = logging.getLogger(__name__)
+
+# Bump when the shard layout or decoding changes, so old shards are rebuilt.
+SHARD_FORMAT_VERSION = 1
+KEYS = ["timestamp", "camera"]
+
+
+@dataclass(frozen=True)
+class IngestionConfig:
+    """What ingestion produces: image size, splits, cameras and how many segments."""
+
+    height: int
+    width: int
+    splits: tuple[str, ...] = ("training", "validation")
+    cameras: tuple[int, ...] = tuple(int(c) for c in CameraName)
+    max_segments: int | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"image size must be positive, got {self.height}x{self.width}")
+        if unknown := set(self.cameras) - {int(c) for c in CameraName}:
+            raise ValueError(f"unknown camera id(s) {sorted(unknown)}; valid ids are 1..5")
+        if self.max_segments is not None and self.max_segments < 1:
+            raise ValueError(f"max_segments must be >= 1 or null, got {self.max_segments}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> IngestionConfig:
+        """Build from the ``ingestion`` parameters (YAML lists become tuples)."""
+        values = dict(params)
+        for name in ("splits", "cameras"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the shard content these settings produce (not how it is computed)."""
+        content = [SHARD_FORMAT_VERSION, self.height, self.width, sorted(self.cameras)]
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Everything a worker needs to ingest one segment."""
+
+    split: str
+    segment: str
+    images: ParquetSource | None
+    labels: ParquetSource | None
+    store: ShardStore
+    config: IngestionConfig
+
+
+@dataclass
+class SegmentResult:
+    """What ingesting one segment found; committed beside its shard as JSON."""
+
+    split: str
+    segment: str
+    status: str = "ingested"
+    fingerprint: str = ""
+    frames: int = 0
+    image_rows: int = 0
+    label_rows: int = 0
+    pairs_written: int = 0
+    unlabelled_frames: int = 0
+    unlabelled_images: int = 0
+    other_camera_rows: int = 0
+    seconds: float = 0.0
+    reused: bool = False
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    class_pixels: dict[int, int] = field(default_factory=dict)
+    class_images: dict[int, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentResult:
+        values = dict(data)
+        for name in ("class_pixels", "class_images"):
+            values[name] = {int(k): int(v) for k, v in values.get(name, {}).items()}
+        return cls(**values)
+
+    def add_quarantine(self, file: str, rows: pd.DataFrame, reason: str) -> None:
+        for row in rows.itertuples(index=False):
+            self.quarantine.append(
+                {
+                    "file": file,
+                    "timestamp": int(row.timestamp),
+                    "camera": int(row.camera),
+                    "reason": reason,
+                }
+            )
+
+
+@dataclass
+class DecodedPair:
+    image: np.ndarray
+    label: np.ndarray
+    class_pixels: np.ndarray
+    source_height: int
+    source_width: int
+
+
+def decode_pair(
+    jpeg: bytes | None, png: bytes | None, divisor: int | None, height: int, width: int
+) -> DecodedPair:
+    """Decode and resize one image/label pair; raises DecodeError saying why it is unusable."""
+    if not jpeg:
+        raise DecodeError("image bytes are empty", CAMERA_IMAGE)
+    if not png:
+        raise DecodeError("label bytes are empty")
+    if divisor is None or divisor < 1:
+        raise DecodeError(f"invalid panoptic_label_divisor {divisor}")
+    source_size = jpeg_size(jpeg)
+    panoptic = decode_panoptic_label(png)
+    if panoptic.shape != source_size:
+        raise DecodeError(
+            f"label size {panoptic.shape[1]}x{panoptic.shape[0]} differs from image size "
+            f"{source_size[1]}x{source_size[0]}"
+        )
+    label = semantic_from_panoptic(resize_label(panoptic, height, width), divisor)
+    return DecodedPair(
+        image=decode_camera_image(jpeg, height, width),
+        label=label,
+        class_pixels=semantic_histogram(panoptic, divisor),
+        source_height=source_size[0],
+        source_width=source_size[1],
+    )
+
+
+def ingest_segment(job: SegmentJob) -> SegmentResult:
+    """Ingest one segment, or return its committed result if already done alike."""
+    committed = job.store.read_result(job.split, job.segment)
+    if committed is not None and committed.get("fingerprint") == job.config.fingerprint:
+        return SegmentResult.from_dict({**committed, "reused": True})
+    start = time.perf_counter()
+    result = SegmentResult(job.split, job.segment, fingerprint=job.config.fingerprint)
+    images = np.empty((0, job.config.height, job.config.width, 3), np.uint8)
+    labels = np.empty((0, job.config.height, job.config.width), np.uint8)
+    with (
+        _open(job.images, CAMERA_IMAGE) as image_file,
+        _open(job.labels, CAMERA_SEGMENTATION) as label_file,
+    ):
+        pairs = match_rows(image_file, label_file, job.config.cameras, result)
+        if len(pairs):
+            images, labels = _decode_pairs(image_file, label_file, pairs, job.config, result)
+    result.pairs_written = len(images)
+    if result.status == "ingested" and not result.pairs_written:
+        result.status = "no_labelled_pairs"
+    result.seconds = round(time.perf_counter() - start, 3)
+    job.store.write_segment(job.split, job.segment, images, labels, result.to_dict())
+    return result
+
+
+def _open(source: ParquetSource | None, component: str) -> ComponentFile | nullcontext[None]:
+    return ComponentFile(source, component) if source is not None else nullcontext()
+
+
+def _empty_keys() -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: pd.Series(dtype="int64") for name in (*KEYS, "row_group", "row_in_group")}
+    )
+
+
+def match_rows(
+    image_file: ComponentFile | None,
+    label_file: ComponentFile | None,
+    cameras: tuple[int, ...],
+    result: SegmentResult,
+) -> pd.DataFrame:
+    """Join image and label rows on (timestamp, camera); count and quarantine the rest.
+
+    Returns one row per usable pair with the row group and row of each side, in
+    (timestamp, camera) order.
+    """
+    image_keys = _usable_keys(image_file, cameras, result)
+    label_keys = _usable_keys(label_file, cameras, result)
+    result.image_rows = len(image_file.keys) if image_file else 0
+    result.label_rows = len(label_file.keys) if label_file else 0
+    result.frames = image_file.keys["timestamp"].nunique() if image_file else 0
+    if image_file is None:
+        result.status = "no_image_file"
+    elif label_file is None:
+        result.status = "no_label_file"
+    joined = image_keys.merge(
+        label_keys, on=KEYS, how="outer", suffixes=("_image", "_label"), indicator=True
+    )
+    orphans = joined[joined["_merge"] == "right_only"]
+    if len(orphans):
+        result.add_quarantine(
+            label_file.source.path, orphans, "label row has no matching image row"
+        )
+    pairs = joined[joined["_merge"] == "both"].sort_values(KEYS)
+    result.unlabelled_images = int((joined["_merge"] == "left_only").sum())
+    result.unlabelled_frames = result.frames - pairs["timestamp"].nunique()
+    return pairs.astype(
+        {
+            c: "int64"
+            for c in (
+                "row_group_image",
+                "row_in_group_image",
+                "row_group_label",
+                "row_in_group_label",
+            )
+        }
+    )
+
+
+def _usable_keys(
+    file: ComponentFile | None, cameras: tuple[int, ...], result: SegmentResult
+) -> pd.DataFrame:
+    """Keys of the rows worth joining; invalid and duplicated rows are quarantined."""
+    if file is None:
+        return _empty_keys()
+    keys = file.keys
+    invalid = keys["camera"] == INVALID_CAMERA
+    result.add_quarantine(file.source.path, keys[invalid], "unknown camera name")
+    selected = keys[~invalid & keys["camera"].isin(cameras)]
+    result.other_camera_rows += int((~invalid).sum()) - len(selected)
+    duplicated = selected.duplicated(KEYS, keep="first")
+    result.add_quarantine(
+        file.source.path, selected[duplicated], "duplicate (timestamp, camera) key"
+    )
+    return selected[~duplicated]
+
+
+def _decode_pairs(
+    image_file: ComponentFile,
+    label_file: ComponentFile,
+    pairs: pd.DataFrame,
+    config: IngestionConfig,
+    result: SegmentResult,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every pair into preallocated arrays, one image row group in memory at a time."""
+    images = np.empty((len(pairs), config.height, config.width, 3), np.uint8)
+    labels = np.empty((len(pairs), config.height, config.width), np.uint8)
+    # Pairs come in frame order, so one cached image row group (the big one) suffices.
+    read_images = lru_cache(maxsize=1)(lambda g: image_file.read_columns(g, [IMAGE_COLUMN]))
+    read_labels = lru_cache(maxsize=2)(
+        lambda g: label_file.read_columns(g, [PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN])
+    )
+    pixels: Counter[int] = Counter()
+    images_with: Counter[int] = Counter()
+    written = 0
+    for pair in pairs.itertuples(index=False):
+        jpeg = read_images(pair.row_group_image)[IMAGE_COLUMN][pair.row_in_group_image].as_py()
+        label_row = read_labels(pair.row_group_label)
+        png = label_row[PANOPTIC_LABEL_COLUMN][pair.row_in_group_label].as_py()
+        divisor = label_row[PANOPTIC_DIVISOR_COLUMN][pair.row_in_group_label].as_py()
+        try:
+            decoded = decode_pair(jpeg, png, divisor, config.height, config.width)
+        except DecodeError as error:
+            bad_file = image_file if error.component == CAMERA_IMAGE else label_file
+            result.add_quarantine(bad_file.source.path, pd.DataFrame([pair]), str(error))
+            continue
+        images[written], labels[written] = decoded.image, decoded.label
+        present = np.flatnonzero(decoded.class_pixels)
+        pixels.update(
+            dict(zip(present.tolist(), decoded.class_pixels[present].tolist(), strict=True))
+        )
+        images_with.update(present.tolist())
+        result.items.append(
+            {
+                "timestamp": int(pair.timestamp),
+                "camera": int(pair.camera),
+                "source_height": decoded.source_height,
+                "source_width": decoded.source_width,
+            }
+        )
+        written += 1
+    result.class_pixels, result.class_images = dict(pixels), dict(images_with)
+    return images[:written], labels[:written]
+
+
+SourceTree = dict[str, dict[str, ParquetSource]]
+"""Parquet files of one component by split, then by segment."""
+
+
+def plan_segment_jobs(
+    images: SourceTree, labels: SourceTree, store: ShardStore, config: IngestionConfig
+) -> list[SegmentJob]:
+    """One job per segment of the chosen splits.
+
+    ``max_segments`` caps the labelled segments per split (taken in name order); the
+    segments lacking one of the two files are always planned too, so that the report
+    lists them instead of dropping them silently.
+    """
+    jobs = []
+    for split in config.splits:
+        if split not in images:
+            found = ", ".join(sorted(images)) or "none"
+            raise ValueError(f"split {split!r} has no camera_image files (splits found: {found})")
+        image_files, label_files = images[split], labels.get(split, {})
+        labelled = sorted(image_files.keys() & label_files.keys())[: config.max_segments]
+        incomplete = sorted(image_files.keys() ^ label_files.keys())
+        for segment in (*labelled, *incomplete):
+            jobs.append(
+                SegmentJob(
+                    split,
+                    segment,
+                    image_files.get(segment),
+                    label_files.get(segment),
+                    store,
+                    config,
+                )
+            )
+    return jobs
+
+
+def ingest_segments(jobs: list[SegmentJob], workers: int | None = None) -> list[SegmentResult]:
+    """Run ``ingest_segment`` over all jobs, logging progress; results in job order."""
+    workers = resolve_workers(workers)
+    logger.info("Ingesting %d segment(s) with %d worker(s)", len(jobs), workers)
+    start, pairs, results = time.perf_counter(), 0, {}
+    progress = tqdm(total=len(jobs), unit="segment", desc="ingestion", disable=None)
+    with progress:
+        for result in map_unordered(ingest_segment, jobs, workers):
+            results[(result.split, result.segment)] = result
+            pairs += result.pairs_written
+            progress.update()
+            rate = pairs / max(time.perf_counter() - start, 1e-9)
+            progress.set_postfix(pairs=pairs, pairs_per_s=f"{rate:.1f}")
+            logger.info(
+                "%s/%s: %s, %d pair(s), %d quarantined%s (%d/%d segments, %.1f pairs/s)",
+                result.split,
+                result.segment,
+                result.status,
+                result.pairs_written,
+                len(result.quarantine),
+                ", reused" if result.reused else "",
+                len(results),
+                len(jobs),
+                rate,
+            )
+    return [results[(job.split, job.segment)] for job in jobs]

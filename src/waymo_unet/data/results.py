@@ -1,0 +1,76 @@
+"""Tables assembled from every segment's ``SegmentResult``: report, quarantine, index, histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from waymo_unet.data.ingest import SegmentResult
+from waymo_unet.data.label_catalog import HISTOGRAM_COLUMNS
+
+REPORT_COLUMNS = [
+    "split",
+    "segment",
+    "status",
+    "reused",
+    "frames",
+    "image_rows",
+    "label_rows",
+    "pairs_written",
+    "unlabelled_frames",
+    "unlabelled_images",
+    "other_camera_rows",
+    "quarantined_rows",
+    "seconds",
+]
+QUARANTINE_COLUMNS = ["split", "segment", "timestamp", "camera", "file", "reason"]
+INDEX_COLUMNS = ["split", "segment", "item", "timestamp", "camera", "source_height", "source_width"]
+
+
+def ingestion_report(results: Sequence[SegmentResult]) -> pd.DataFrame:
+    """One row per segment: what was read, written, skipped and quarantined."""
+    rows = [
+        {
+            **{name: getattr(r, name) for name in REPORT_COLUMNS if hasattr(r, name)},
+            "quarantined_rows": len(r.quarantine),
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=REPORT_COLUMNS)
+
+
+def quarantine_table(results: Sequence[SegmentResult]) -> pd.DataFrame:
+    """Every row that could not be used, with its file, keys and reason."""
+    rows = [{"split": r.split, "segment": r.segment, **row} for r in results for row in r.quarantine]
+    return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+
+def shard_index(results: Sequence[SegmentResult]) -> pd.DataFrame:
+    """One row per shard item: where it is stored and which camera frame it came from."""
+    rows = [
+        {"split": r.split, "segment": r.segment, "item": item, **keys}
+        for r in results
+        for item, keys in enumerate(r.items)
+    ]
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS).astype(
+        {c: "int64" for c in INDEX_COLUMNS[2:]}
+    )
+
+
+def class_histograms(results: Sequence[SegmentResult]) -> pd.DataFrame:
+    """Full-resolution pixel and image counts per (split, segment, semantic id)."""
+    rows = [
+        {
+            "split": r.split,
+            "segment": r.segment,
+            "class_id": class_id,
+            "pixels": pixels,
+            "images": r.class_images.get(class_id, 0),
+        }
+        for r in results
+        for class_id, pixels in sorted(r.class_pixels.items())
+    ]
+    return pd.DataFrame(rows, columns=list(HISTOGRAM_COLUMNS)).astype(
+        {c: "int64" for c in HISTOGRAM_COLUMNS[2:]}
+    )

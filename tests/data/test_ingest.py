@@ -1,0 +1,263 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests import waymo_files as wf
+from waymo_unet.data.ingest import (
+    IngestionConfig,
+    SegmentJob,
+    ingest_segment,
+    ingest_segments,
+    plan_segment_jobs,
+)
+from waymo_unet.data.parquet import ParquetSource, SchemaError
+from waymo_unet.data.shards import RESULT_FILE, ShardStore
+from waymo_unet.data.waymo import CAMERA_SEGMENTATION_SCHEMA, KEY_CAMERA, PANOPTIC_LABEL_COLUMN
+
+CONFIG = IngestionConfig(height=16, width=24)
+
+
+def job_for(tmp_path, image_path, label_path, config=CONFIG) -> SegmentJob:
+    return SegmentJob(
+        split="training",
+        segment=wf.SEGMENT,
+        images=ParquetSource(str(image_path)) if image_path else None,
+        labels=ParquetSource(str(label_path)) if label_path else None,
+        store=ShardStore(str(tmp_path / "shards")),
+        config=config,
+    )
+
+
+def ingest(tmp_path, image_rows, label_rows, config=CONFIG, row_group_size=None):
+    paths = wf.write_segment(
+        tmp_path / "raw", image_rows, label_rows, row_group_size=row_group_size
+    )
+    job = job_for(tmp_path, *paths, config=config)
+    return ingest_segment(job), job
+
+
+def reasons(result) -> list[str]:
+    return [row["reason"] for row in result.quarantine]
+
+
+def test_labelled_pairs_are_joined_decoded_and_written(tmp_path):
+    images = [wf.image_row(frame, camera) for frame in range(3) for camera in (1, 2, 4)]
+    labels = [wf.label_row(1, camera) for camera in (4, 1, 2)]  # rows out of camera order
+    result, job = ingest(tmp_path, images, labels)
+
+    assert result.status == "ingested"
+    assert (result.frames, result.image_rows, result.label_rows) == (3, 9, 3)
+    assert result.pairs_written == 3
+    assert (result.unlabelled_frames, result.unlabelled_images) == (2, 6)
+    assert result.quarantine == []
+    assert [(i["camera"], i["timestamp"]) for i in result.items] == [
+        (camera, wf.FRAME_0 + 100_000) for camera in (1, 2, 4)
+    ]
+    images_out, labels_out = job.store.open_segment("training", wf.SEGMENT)
+    assert images_out.shape == (3, 16, 24, 3) and images_out.dtype == np.uint8
+    assert labels_out.shape == (3, 16, 24) and labels_out.dtype == np.uint8
+    assert set(np.unique(labels_out[:, :8])) == {25} and set(np.unique(labels_out[:, 8:])) == {20}
+    # Full-resolution counts: 3 labels of 32x48, half sky and half road.
+    assert result.class_pixels == {20: 3 * 16 * 48, 25: 3 * 16 * 48}
+    assert result.class_images == {20: 3, 25: 3}
+
+
+def test_a_missing_required_column_names_the_file_and_column(tmp_path):
+    label = wf.label_row(0, 1)
+    table = pa.Table.from_pylist([label], schema=CAMERA_SEGMENTATION_SCHEMA)
+    path = tmp_path / "raw" / "broken.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(table.drop_columns([PANOPTIC_LABEL_COLUMN]), path)
+    image_path, _ = wf.write_segment(tmp_path / "raw", [wf.image_row(0, 1)], None)
+    with pytest.raises(SchemaError) as error:
+        ingest_segment(job_for(tmp_path, image_path, path))
+    assert str(path) in str(error.value) and PANOPTIC_LABEL_COLUMN in str(error.value)
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path):
+    path = tmp_path / "not_parquet.parquet"
+    path.write_bytes(b"this is text")
+    with pytest.raises(SchemaError, match=f"{path}: not a readable parquet file"):
+        ingest_segment(job_for(tmp_path, path, None))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason", "bad_component"),
+    [
+        ({"image": b"\xff\xd8broken"}, "corrupt JPEG", "camera_image"),
+        ({"label": b"\x89PNG broken"}, "corrupt PNG", "camera_segmentation"),
+        (
+            {"label": wf.panoptic_png(30, 48)},
+            "label size 48x30 differs from image size 48x32",
+            "camera_segmentation",
+        ),
+        ({"divisor": 0}, "invalid panoptic_label_divisor 0", "camera_segmentation"),
+    ],
+    ids=["jpeg", "png", "size", "divisor"],
+)
+def test_an_unusable_pair_is_quarantined_and_the_rest_written(
+    tmp_path, damage, reason, bad_component
+):
+    images = [wf.image_row(0, camera) for camera in (1, 2, 3)]
+    labels = [wf.label_row(0, camera) for camera in (1, 2, 3)]
+    if "image" in damage:
+        images[1]["[CameraImageComponent].image"] = damage["image"]
+    if "label" in damage:
+        labels[1][PANOPTIC_LABEL_COLUMN] = damage["label"]
+    if "divisor" in damage:
+        labels[1]["[CameraSegmentationLabelComponent].panoptic_label_divisor"] = damage["divisor"]
+    result, _ = ingest(tmp_path, images, labels)
+
+    assert result.pairs_written == 2
+    assert [i["camera"] for i in result.items] == [1, 3]
+    [row] = result.quarantine
+    assert reason in row["reason"]
+    assert (row["timestamp"], row["camera"]) == (wf.FRAME_0, 2)
+    assert f"/{bad_component}/" in row["file"]
+
+
+def test_label_rows_without_an_image_are_quarantined(tmp_path):
+    images = [wf.image_row(0, 1)]
+    labels = [wf.label_row(0, 1), wf.label_row(0, 2), wf.label_row(5, 1)]
+    result, _ = ingest(tmp_path, images, labels)
+    assert result.pairs_written == 1
+    assert reasons(result) == ["label row has no matching image row"] * 2
+    assert {(r["timestamp"], r["camera"]) for r in result.quarantine} == {
+        (wf.FRAME_0, 2),
+        (wf.FRAME_0 + 500_000, 1),
+    }
+
+
+def test_a_segment_without_labels_is_reported_and_committed(tmp_path):
+    result, job = ingest(tmp_path, [wf.image_row(f, c) for f in range(4) for c in (1, 2)], None)
+    assert result.status == "no_label_file"
+    assert (result.frames, result.unlabelled_frames, result.pairs_written) == (4, 4, 0)
+    assert job.store.read_result("training", wf.SEGMENT)["status"] == "no_label_file"
+
+
+def test_a_label_file_without_pairs_is_reported(tmp_path):
+    result, _ = ingest(
+        tmp_path, [wf.image_row(0, 1)], [wf.label_row(0, 2)], IngestionConfig(16, 24, cameras=(1,))
+    )
+    assert result.status == "no_labelled_pairs"
+    assert result.other_camera_rows == 1
+
+
+def test_camera_names_are_accepted_and_unknown_ones_quarantined(tmp_path):
+    images = [wf.image_row(0, "FRONT"), wf.image_row(0, "SIDE_LEFT"), wf.image_row(0, "ROOF")]
+    labels = [wf.label_row(0, "FRONT"), wf.label_row(0, "SIDE_LEFT")]
+    result, _ = ingest(tmp_path, images, labels)
+    assert [i["camera"] for i in result.items] == [1, 4]
+    assert reasons(result) == ["unknown camera name"]
+
+
+def test_duplicate_keys_are_quarantined(tmp_path):
+    images = [wf.image_row(0, 1), wf.image_row(0, 1)]
+    labels = [wf.label_row(0, 1)]
+    result, _ = ingest(tmp_path, images, labels)
+    assert result.pairs_written == 1
+    assert reasons(result) == ["duplicate (timestamp, camera) key"]
+
+
+def test_cameras_not_chosen_are_counted_not_dropped(tmp_path):
+    images = [wf.image_row(0, camera) for camera in (1, 2, 4, 3, 5)]
+    labels = [wf.label_row(0, camera) for camera in (1, 2, 4, 3, 5)]
+    result, _ = ingest(tmp_path, images, labels, IngestionConfig(16, 24, cameras=(1, 2, 3)))
+    assert [i["camera"] for i in result.items] == [1, 2, 3]
+    assert result.other_camera_rows == 4  # two image and two label rows
+    assert result.unlabelled_images == 0
+
+
+def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path):
+    images = [wf.image_row(frame, camera) for frame in range(6) for camera in (1, 2, 4, 3, 5)]
+    labels = [wf.label_row(frame, camera) for frame in (2, 3) for camera in (1, 2, 4, 3, 5)]
+    result, _ = ingest(tmp_path, images, labels, row_group_size=4)
+    assert result.pairs_written == 10
+    assert [i["camera"] for i in result.items] == [1, 2, 3, 4, 5] * 2
+
+
+def test_a_committed_segment_is_reused_and_other_settings_rebuild_it(tmp_path):
+    images, labels = [wf.image_row(0, 1)], [wf.label_row(0, 1)]
+    first, job = ingest(tmp_path, images, labels)
+    marker = tmp_path / "shards" / "training" / wf.SEGMENT / RESULT_FILE
+    written = marker.stat().st_mtime_ns
+
+    again = ingest_segment(job)
+    assert again.reused and again.pairs_written == first.pairs_written
+    assert marker.stat().st_mtime_ns == written
+
+    bigger = ingest_segment(
+        job_for(tmp_path, job.images.path, job.labels.path, IngestionConfig(32, 48))
+    )
+    assert not bigger.reused
+    assert job.store.open_segment("training", wf.SEGMENT)[0].shape == (1, 32, 48, 3)
+
+
+def test_a_half_written_segment_is_not_taken_as_done(tmp_path):
+    images, labels = [wf.image_row(0, 1)], [wf.label_row(0, 1)]
+    _, job = ingest(tmp_path, images, labels)
+    marker = tmp_path / "shards" / "training" / wf.SEGMENT / RESULT_FILE
+    marker.unlink()  # as if the worker died before its commit
+    assert job.store.read_result("training", wf.SEGMENT) is None
+    result = ingest_segment(job)
+    assert not result.reused and json.loads(marker.read_text())["pairs_written"] == 1
+
+
+def make_tree(tmp_path, segments: dict[str, bool], split="training"):
+    images, labels = {}, {}
+    for segment, labelled in segments.items():
+        image_path, label_path = wf.write_segment(
+            tmp_path / "raw",
+            [wf.image_row(0, 1)],
+            [wf.label_row(0, 1)] if labelled else None,
+            split,
+            segment,
+        )
+        images.setdefault(split, {})[segment] = ParquetSource(str(image_path))
+        if label_path:
+            labels.setdefault(split, {})[segment] = ParquetSource(str(label_path))
+    return images, labels
+
+
+def test_max_segments_caps_labelled_segments_and_keeps_unlabelled_ones_in_view(tmp_path):
+    images, labels = make_tree(tmp_path, {"c": True, "a": True, "b": False, "d": True})
+    config = IngestionConfig(16, 24, splits=("training",), max_segments=2)
+    jobs = plan_segment_jobs(images, labels, ShardStore(str(tmp_path / "s")), config)
+    assert [(j.segment, j.labels is not None) for j in jobs] == [
+        ("a", True),
+        ("c", True),
+        ("b", False),
+    ]
+
+
+def test_a_split_without_files_is_a_clear_error(tmp_path):
+    images, labels = make_tree(tmp_path, {"a": True})
+    with pytest.raises(ValueError, match="split 'validation' has no camera_image files"):
+        plan_segment_jobs(images, labels, ShardStore(str(tmp_path)), IngestionConfig(16, 24))
+
+
+def test_parallel_ingestion_writes_the_same_bytes_as_serial(tmp_path):
+    images, labels = make_tree(tmp_path, {f"segment_{i}": True for i in range(3)})
+    config = IngestionConfig(16, 24, splits=("training",))
+    outputs = {}
+    for workers in (1, 2):
+        store = ShardStore(str(tmp_path / f"shards_{workers}"))
+        results = ingest_segments(plan_segment_jobs(images, labels, store, config), workers)
+        assert [r.segment for r in results] == ["segment_0", "segment_1", "segment_2"]
+        outputs[workers] = {
+            path.relative_to(store.root).as_posix(): path.read_bytes()
+            for path in sorted((tmp_path / f"shards_{workers}").rglob("*.npy"))
+        }
+    assert outputs[1] == outputs[2] and len(outputs[1]) == 6
+
+
+def test_ingestion_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown camera id"):
+        IngestionConfig(16, 24, cameras=(0, 1))
+    with pytest.raises(ValueError, match="image size must be positive"):
+        IngestionConfig(0, 24)
+    assert IngestionConfig.from_params({"height": 8, "width": 8, "cameras": [1]}).cameras == (1,)
+    assert KEY_CAMERA  # the key column name is shared with the generator
