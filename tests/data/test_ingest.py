@@ -57,9 +57,12 @@ def test_labelled_pairs_are_joined_decoded_and_written(tmp_path):
         (camera, wf.FRAME_0 + 100_000) for camera in (1, 2, 4)
     ]
     images_out, labels_out = job.store.open_segment("training", wf.SEGMENT)
-    assert images_out.shape == (3, 16, 24, 3) and images_out.dtype == np.uint8
-    assert labels_out.shape == (3, 16, 24) and labels_out.dtype == np.uint8
-    assert set(np.unique(labels_out[:, :8])) == {25} and set(np.unique(labels_out[:, 8:])) == {20}
+    assert images_out.shape == (3, 16, 24, 3)
+    assert images_out.dtype == np.uint8
+    assert labels_out.shape == (3, 16, 24)
+    assert labels_out.dtype == np.uint8
+    assert set(np.unique(labels_out[:, :8])) == {25}
+    assert set(np.unique(labels_out[:, 8:])) == {20}
     # Full-resolution counts: 3 labels of 32x48, half sky and half road.
     assert result.class_pixels == {20: 3 * 16 * 48, 25: 3 * 16 * 48}
     assert result.class_images == {20: 3, 25: 3}
@@ -74,7 +77,8 @@ def test_a_missing_required_column_names_the_file_and_column(tmp_path):
     image_path, _ = wf.write_segment(tmp_path / "raw", [wf.image_row(0, 1)], None)
     with pytest.raises(SchemaError) as error:
         ingest_segment(job_for(tmp_path, image_path, path))
-    assert str(path) in str(error.value) and PANOPTIC_LABEL_COLUMN in str(error.value)
+    assert str(path) in str(error.value)
+    assert PANOPTIC_LABEL_COLUMN in str(error.value)
 
 
 def test_a_file_that_is_not_parquet_is_named(tmp_path):
@@ -186,7 +190,8 @@ def test_a_committed_segment_is_reused_and_other_settings_rebuild_it(tmp_path):
     written = marker.stat().st_mtime_ns
 
     again = ingest_segment(job)
-    assert again.reused and again.pairs_written == first.pairs_written
+    assert again.reused
+    assert again.pairs_written == first.pairs_written
     assert marker.stat().st_mtime_ns == written
 
     bigger = ingest_segment(
@@ -203,7 +208,8 @@ def test_a_half_written_segment_is_not_taken_as_done(tmp_path):
     marker.unlink()  # as if the worker died before its commit
     assert job.store.read_result("training", wf.SEGMENT) is None
     result = ingest_segment(job)
-    assert not result.reused and json.loads(marker.read_text())["pairs_written"] == 1
+    assert not result.reused
+    assert json.loads(marker.read_text())["pairs_written"] == 1
 
 
 def make_tree(tmp_path, segments: dict[str, bool], split="training"):
@@ -251,7 +257,8 @@ def test_parallel_ingestion_writes_the_same_bytes_as_serial(tmp_path):
             path.relative_to(store.root).as_posix(): path.read_bytes()
             for path in sorted((tmp_path / f"shards_{workers}").rglob("*.npy"))
         }
-    assert outputs[1] == outputs[2] and len(outputs[1]) == 6
+    assert outputs[1] == outputs[2]
+    assert len(outputs[1]) == 6
 
 
 def test_ingestion_config_rejects_bad_values():

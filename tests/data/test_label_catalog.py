@@ -300,3 +300,12 @@ def test_from_params_builds_config_and_rejects_unknown_keys():
     assert LabelCatalogConfig.from_params({}) == LabelCatalogConfig()
     with pytest.raises(ValueError, match="weigthing"):
         LabelCatalogConfig.from_params({"weigthing": "enet"})
+
+
+def test_a_catalogue_without_unknown_ids_logs_no_unknown_warning(caplog):
+    clean = [row for row in ROWS if row[2] in SEMANTIC_CLASSES]
+    with caplog.at_level(logging.INFO, logger="waymo_unet.data.label_catalog"):
+        catalog = build_label_catalog(_histograms(clean), LabelCatalogConfig())
+    assert not catalog["unknown"].any()
+    assert "unknown semantic id" not in caplog.text
+    assert "label catalogue: " in caplog.text

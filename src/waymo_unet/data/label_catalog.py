@@ -239,7 +239,8 @@ def _log_summary(catalog: pd.DataFrame, config: LabelCatalogConfig) -> None:
         ", ".join(trained["name"]),
     )
     split_columns = [c for c in catalog.columns if c.startswith("pixels_")]
-    unknown = catalog[catalog["unknown"]].assign(total=catalog[split_columns].sum(axis=1))
+    unknown = catalog[catalog["unknown"]]
+    unknown = unknown.assign(total=unknown[split_columns].sum(axis=1))
     for row in unknown[["class_id", "total", "found_in"]].itertuples(index=False):
         logger.warning(
             "unknown semantic id %d (%d pixels over all splits) found in: %s",

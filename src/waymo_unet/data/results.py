@@ -1,4 +1,4 @@
-"""Tables assembled from every segment's ``SegmentResult``: report, quarantine, index, histograms."""
+"""Tables assembled from every segment's ``SegmentResult``: report, quarantine, index."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def ingestion_report(results: Sequence[SegmentResult]) -> pd.DataFrame:
 
 def quarantine_table(results: Sequence[SegmentResult]) -> pd.DataFrame:
     """Every row that could not be used, with its file, keys and reason."""
-    rows = [{"split": r.split, "segment": r.segment, **row} for r in results for row in r.quarantine]
+    rows = [
+        {"split": r.split, "segment": r.segment, **row} for r in results for row in r.quarantine
+    ]
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
 
 
@@ -53,9 +55,7 @@ def shard_index(results: Sequence[SegmentResult]) -> pd.DataFrame:
         for r in results
         for item, keys in enumerate(r.items)
     ]
-    return pd.DataFrame(rows, columns=INDEX_COLUMNS).astype(
-        {c: "int64" for c in INDEX_COLUMNS[2:]}
-    )
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS).astype({c: "int64" for c in INDEX_COLUMNS[2:]})
 
 
 def class_histograms(results: Sequence[SegmentResult]) -> pd.DataFrame:
