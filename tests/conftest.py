@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_shards import write_tiny_shards
 from waymo_unet.data.synthetic import SyntheticConfig, generate_sample
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # no kedro-telemetry calls from tests
@@ -28,3 +29,9 @@ def synthetic_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("raw")
     generate_sample(root, TINY_SAMPLE)
     return root
+
+
+@pytest.fixture
+def tiny_shards(tmp_path: Path):
+    """A learnable 16x24 shard store (colour gives the class) and its shard index."""
+    return write_tiny_shards(tmp_path / "shards")

@@ -14,13 +14,13 @@ that a later run counts as complete.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import numpy as np
-from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
+
+from waymo_unet.data.location import Location
 
 RESULT_FILE = "result.json"
 IMAGES_FILE = "images.npy"
@@ -28,18 +28,11 @@ LABELS_FILE = "labels.npy"
 
 
 @dataclass(frozen=True)
-class ShardStore:
+class ShardStore(Location):
     """The folder (or bucket prefix) that holds every segment's shard."""
 
-    root: str
-    storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def filesystem(self) -> fsspec.AbstractFileSystem:
-        return url_to_fs(self.root, **self.storage_options)[0]
-
     def segment_path(self, split: str, segment: str, name: str = "") -> str:
-        return "/".join(part for part in (self.root.rstrip("/"), split, segment, name) if part)
+        return self.join(split, segment, name)
 
     def read_result(self, split: str, segment: str) -> dict[str, Any] | None:
         """The committed result of a segment, or None if it was never completed."""

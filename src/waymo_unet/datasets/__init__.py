@@ -1,6 +1,12 @@
-"""Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders and shards."""
+"""Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
 
-from waymo_unet.datasets.shard_store import ShardStoreDataset
+from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
+from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset
 from waymo_unet.datasets.waymo_component import WaymoComponentDataset
 
-__all__ = ["ShardStoreDataset", "WaymoComponentDataset"]
+__all__ = [
+    "CheckpointStoreDataset",
+    "SegmentationModelDataset",
+    "ShardStoreDataset",
+    "WaymoComponentDataset",
+]

@@ -1,0 +1,28 @@
+"""A folder on any fsspec filesystem: a local path or a bucket prefix, plus storage options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+@dataclass(frozen=True)
+class Location:
+    """Small and picklable, so worker processes and Dask workers can write there themselves.
+
+    ``storage_options`` may hold credentials: they are left out of equality and repr.
+    """
+
+    root: str
+    storage_options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        return url_to_fs(self.root, **self.storage_options)[0]
+
+    def join(self, *parts: str) -> str:
+        """The path of ``parts`` under the root ('/'-joined, as fsspec expects)."""
+        return "/".join(part for part in (self.root.rstrip("/"), *parts) if part)

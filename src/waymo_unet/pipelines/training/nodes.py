@@ -1,0 +1,81 @@
+"""Training node: shards + label catalogue -> trained model, history and per-class IoU."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from waymo_unet.data.label_catalog import id_to_index_lut
+from waymo_unet.data.shards import ShardStore
+from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.data import ShardDataset
+from waymo_unet.training.train import TrainConfig, TrainResult, train_model
+
+logger = logging.getLogger(__name__)
+
+
+def train_segmentation_model(
+    shard_store: ShardStore,
+    shard_index: pd.DataFrame,
+    label_catalog: dict[str, Any],
+    checkpoints: CheckpointStore,
+    params: dict[str, Any],
+) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Train (or resume, or reuse a finished run) and package the model for inference."""
+    lut = id_to_index_lut(label_catalog)
+    train_data = ShardDataset(shard_store, shard_index, params["train_split"], lut)
+    val_data = ShardDataset(shard_store, shard_index, params["val_split"], lut)
+    unet = UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]})
+    weights = [c["weight"] for c in label_catalog["classes"]] if params["class_weights"] else None
+    result = train_model(
+        TrainConfig.from_params(params["train"]),
+        unet,
+        train_data,
+        val_data,
+        class_weights=weights,
+        ignore_index=label_catalog["ignore_index"],
+        checkpoints=checkpoints,
+    )
+    image_size = tuple(train_data[0][0].shape[:2])
+    model = SegmentationModel(result.model.cpu(), unet, label_catalog["classes"], image_size)
+    return (
+        model,
+        pd.DataFrame(result.history),
+        class_iou_table(result, label_catalog),
+        summary(result),
+    )
+
+
+def class_iou_table(result: TrainResult, label_catalog: dict[str, Any]) -> pd.DataFrame:
+    """Final validation IoU and accuracy per trained class, with Waymo ids and names."""
+    metrics = result.final_metrics
+    return pd.DataFrame(
+        {
+            "index": [c["index"] for c in label_catalog["classes"]],
+            "class_id": [c["id"] for c in label_catalog["classes"]],
+            "name": [c["name"] for c in label_catalog["classes"]],
+            "iou": metrics.per_class_iou,
+            "accuracy": metrics.per_class_accuracy,
+        }
+    )
+
+
+def summary(result: TrainResult) -> dict[str, float]:
+    """Headline numbers of the run, with the majority-class baseline to compare against."""
+    last = result.history[-1]
+    numbers = {
+        "epochs": int(last["epoch"]),
+        "mean_iou": result.final_metrics.mean_iou,
+        "pixel_accuracy": result.final_metrics.pixel_accuracy,
+        "val_loss": last["val_loss"],
+        "train_seconds": sum(r["seconds"] for r in result.history),
+    }
+    if result.baseline_metrics is not None:
+        numbers["majority_class_mean_iou"] = result.baseline_metrics.mean_iou
+        numbers["majority_class_pixel_accuracy"] = result.baseline_metrics.pixel_accuracy
+    logger.info("Training result: %s", numbers)
+    return numbers

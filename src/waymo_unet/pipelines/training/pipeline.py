@@ -1,0 +1,30 @@
+"""Training: shards + label catalogue -> model, history, per-class IoU, metrics."""
+
+from kedro.pipeline import Node, Pipeline
+
+from waymo_unet.pipelines.training import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.train_segmentation_model,
+                inputs=[
+                    "primary_shard_store",
+                    "primary_shard_index",
+                    "model_input_label_catalog",
+                    "models_checkpoints",
+                    "params:training",
+                ],
+                outputs=[
+                    "models_segmentation_model",
+                    "model_output_training_history",
+                    "model_output_class_iou",
+                    "model_output_training_metrics",
+                ],
+                name="train_segmentation_model",
+            ),
+        ],
+        tags="training",
+    )

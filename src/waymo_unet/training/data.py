@@ -1,0 +1,133 @@
+"""Training input: memory-mapped shards -> uint8 batches -> normalised, augmented tensors.
+
+No JPEG or PNG is decoded here: ingestion did that once. Items stay uint8 until they are
+on the device, where normalisation and augmentation run for the whole batch at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from waymo_unet.data.shards import ShardStore
+from waymo_unet.models.preprocessing import to_model_input
+
+
+class ShardDataset(Dataset):
+    """The items of one split, read from memory-mapped shards.
+
+    An item is ``(image uint8 (H, W, 3), label uint8 (H, W))`` with labels already mapped
+    from Waymo ids to training indices through ``lut`` (ignored pixels get the ignore
+    index). Mappings are opened lazily in each worker process and kept open: a fresh
+    mapping per item costs more in page faults than copying the item.
+    """
+
+    def __init__(self, store: ShardStore, index: pd.DataFrame, split: str, lut: np.ndarray) -> None:
+        rows = index[index["split"] == split].sort_values(["segment", "item"])
+        if rows.empty:
+            raise ValueError(f"the shard index has no items of split {split!r}")
+        self.store, self.split, self.lut = store, split, lut
+        self.segments = rows["segment"].to_numpy()
+        self.items = rows["item"].to_numpy()
+        self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        segment, item = self.segments[position], int(self.items[position])
+        if segment not in self._open:
+            self._open[segment] = self.store.open_segment(self.split, segment)
+        images, labels = self._open[segment]
+        return torch.from_numpy(np.array(images[item])), torch.from_numpy(self.lut[labels[item]])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes open their own mappings.
+        return {**self.__dict__, "_open": {}}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation: horizontal flip and a random zoom-in crop."""
+
+    horizontal_flip: bool = True
+    min_crop_scale: float = 0.75  # the crop keeps at least this fraction of each side
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_crop_scale <= 1:
+            raise ValueError(f"min_crop_scale must be in (0, 1], got {self.min_crop_scale}")
+
+
+def augment_batch(
+    images: torch.Tensor, labels: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip and crop-resize every sample of a float (N, 3, H, W) batch and its labels.
+
+    One affine grid per sample: bilinear for the image, nearest for the label, so label
+    values stay valid ids. Random draws come from ``generator`` (on the CPU), which makes
+    a run repeatable whatever the device.
+    """
+    n = images.shape[0]
+    scale = config.min_crop_scale + (1 - config.min_crop_scale) * torch.rand(n, generator=generator)
+    shift = (1 - scale) * (2 * torch.rand(2, n, generator=generator) - 1)
+    flip = torch.ones(n)
+    if config.horizontal_flip:
+        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, 0, 2], theta[:, 1, 2] = shift[0], shift[1]
+    grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", align_corners=False)
+    labels = F.grid_sample(labels[:, None].float(), grid, mode="nearest", align_corners=False)
+    return images, labels[:, 0].to(torch.uint8)
+
+
+def prepare_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    channels_last: bool = False,
+    augment: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a uint8 batch to the device, augment it there, and normalise it."""
+    images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    labels = labels.to(device, non_blocking=True)
+    if augment is not None:
+        images, labels = augment_batch(images, labels, augment, generator or torch.Generator())
+    return to_model_input(images, channels_last=channels_last), labels.long()
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    train: bool,
+    seed: int,
+    num_workers: int,
+    pin_memory: bool,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """A DataLoader whose order depends only on (seed, epoch): call ``sampler.set_epoch``.
+
+    A ``DistributedSampler`` serves a single process too (world size 1), so a run with
+    one process and one with many shuffle the same way.
+    """
+    sampler = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=False
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        drop_last=train and len(dataset) > batch_size * world_size,
+    )

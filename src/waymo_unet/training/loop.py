@@ -1,0 +1,150 @@
+"""One epoch of training, one pass of evaluation, and the pieces they share.
+
+The loss is summed on the device and read back only every ``log_every`` steps and at
+the end of the epoch: a ``.item()`` per step would stall the GPU on every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from waymo_unet.training.data import AugmentConfig, prepare_batch
+from waymo_unet.training.metrics import ConfusionMatrix
+from waymo_unet.training.precision import Precision
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Optimisation:
+    """What one optimiser step needs: optimiser, schedule, scaler and their settings."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    grad_clip: float | None = None
+    accumulation_steps: int = 1
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How raw uint8 batches become model input."""
+
+    device: torch.device
+    precision: Precision
+    channels_last: bool = False
+    augment: AugmentConfig | None = None
+    log_every: int = 50
+
+
+def make_optimizer(
+    model: nn.Module, learning_rate: float, weight_decay: float, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW with decay on conv weights only (not on biases or norms), fused on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=device.type == "cuda")
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_ratio: float = 0.01
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the base rate, then cosine decay to ``min_ratio`` of it."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_step(model: nn.Module, optimisation: Optimisation) -> None:
+    """Unscale, clip, step, update the scaler and the schedule, clear gradients."""
+    scaler, optimizer = optimisation.scaler, optimisation.optimizer
+    if optimisation.grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), optimisation.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    optimisation.scheduler.step()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimisation: Optimisation,
+    settings: BatchSettings,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Train over the loader once; returns mean loss, images/s, seconds and last lr."""
+    model.train()
+    total_loss = torch.zeros((), device=settings.device)
+    batches = images_seen = 0
+    start = time.perf_counter()
+    accumulation = optimisation.accumulation_steps
+    for step, (images, labels) in enumerate(loader, start=1):
+        inputs, targets = prepare_batch(
+            images, labels, settings.device, settings.channels_last, settings.augment, generator
+        )
+        with settings.precision.autocast():
+            logits = model(inputs)
+        loss = loss_fn(logits, targets)
+        optimisation.scaler.scale(loss / accumulation).backward()
+        if step % accumulation == 0 or step == len(loader):
+            optimizer_step(model, optimisation)
+        total_loss += loss.detach()
+        batches, images_seen = batches + 1, images_seen + len(images)
+        if step % settings.log_every == 0:
+            rate = images_seen / (time.perf_counter() - start)
+            logger.info(
+                "step %d/%d: loss %.4f, %.1f images/s",
+                step,
+                len(loader),
+                total_loss.item() / batches,
+                rate,
+            )
+    seconds = time.perf_counter() - start
+    return {
+        "train_loss": total_loss.item() / max(batches, 1),
+        "images_per_s": images_seen / seconds if seconds else 0.0,
+        "train_seconds": seconds,
+        "lr": optimisation.optimizer.param_groups[0]["lr"],
+    }
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    settings: BatchSettings,
+    num_classes: int,
+    ignore_index: int,
+) -> tuple[float, ConfusionMatrix]:
+    """Mean validation loss (per batch) and the confusion matrix over the loader."""
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, ignore_index, device=settings.device)
+    total_loss = torch.zeros((), device=settings.device)
+    batches = 0
+    for images, labels in loader:
+        inputs, targets = prepare_batch(images, labels, settings.device, settings.channels_last)
+        with settings.precision.autocast():
+            logits = model(inputs)
+        total_loss += loss_fn(logits, targets)
+        confusion.update(logits.argmax(dim=1), targets)
+        batches += 1
+    return total_loss.item() / max(batches, 1), confusion

@@ -1,0 +1,62 @@
+"""The training pipeline's node on an in-memory catalog, with a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from tests.tiny_shards import LABEL_CATALOG
+from waymo_unet.datasets import CheckpointStoreDataset, SegmentationModelDataset
+from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.pipelines import training
+
+PARAMS = {
+    "train_split": "training",
+    "val_split": "validation",
+    "class_weights": True,
+    "model": {"base_channels": 4, "depth": 2},
+    "train": {"epochs": 3, "batch_size": 4, "num_workers": 0, "precision": "fp32"},
+}
+
+
+@pytest.fixture
+def outputs(tiny_shards, tmp_path):
+    store, index = tiny_shards
+    catalog = DataCatalog(
+        {
+            "primary_shard_store": MemoryDataset(store, copy_mode="assign"),
+            "primary_shard_index": MemoryDataset(index),
+            "model_input_label_catalog": MemoryDataset(LABEL_CATALOG),
+            "models_checkpoints": CheckpointStoreDataset(str(tmp_path / "checkpoints")),
+            "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
+            "params:training": MemoryDataset(PARAMS),
+        }
+    )
+    free = SequentialRunner().run(training.create_pipeline(), catalog)
+    return {name: dataset.load() for name, dataset in free.items()} | {"catalog": catalog}
+
+
+def test_history_class_iou_and_metrics(outputs):
+    history = outputs["model_output_training_history"]
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert {"train_loss", "val_loss", "mean_iou", "pixel_accuracy", "lr", "images_per_s"} <= set(
+        history.columns
+    )
+    iou = outputs["model_output_class_iou"]
+    assert list(iou["name"]) == ["CAR", "ROAD", "SKY"]
+    metrics = outputs["model_output_training_metrics"]
+    assert metrics["epochs"] == 3
+    assert metrics["mean_iou"] == pytest.approx(history["mean_iou"].iloc[-1])
+
+
+def test_the_saved_model_loads_alone_and_predicts_waymo_ids(outputs, tiny_shards):
+    model = outputs["catalog"].load("models_segmentation_model")
+    assert isinstance(model, SegmentationModel)
+    assert model.image_size == (16, 24)
+    store, _ = tiny_shards
+    images, _ = store.open_segment("validation", "c")
+    predicted = model.predict_waymo_ids(torch.from_numpy(images[:2].copy()))
+    assert predicted.shape == (2, 16, 24)
+    assert set(predicted.ravel().tolist()) <= {2, 20, 25}

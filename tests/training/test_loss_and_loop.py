@@ -1,0 +1,138 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from waymo_unet.models.unet import UNetConfig, build_unet
+from waymo_unet.training.loop import (
+    BatchSettings,
+    Optimisation,
+    make_optimizer,
+    train_one_epoch,
+    warmup_cosine,
+)
+from waymo_unet.training.loss import SegmentationLoss, soft_dice
+from waymo_unet.training.precision import Precision, choose_precision, cpu_has_native_bf16
+
+CPU = torch.device("cpu")
+
+
+def test_cross_entropy_skips_ignored_pixels_and_applies_weights():
+    logits = torch.randn(2, 3, 4, 5)
+    target = torch.randint(0, 3, (2, 4, 5))
+    target[0, 0] = 255
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    loss = SegmentationLoss(weights, ignore_index=255)(logits, target)
+    keep = target != 255
+    per_pixel = F.cross_entropy(logits, target.clamp(max=2), reduction="none")[keep]
+    pixel_weights = weights[target[keep]]
+    torch.testing.assert_close(loss, (per_pixel * pixel_weights).sum() / pixel_weights.sum())
+
+
+def test_dice_is_one_for_a_perfect_prediction_and_ignores_ignored_pixels():
+    target = torch.randint(0, 3, (2, 4, 5))
+    logits = F.one_hot(target, 3).permute(0, 3, 1, 2).float() * 100
+    target_with_ignored = target.clone()
+    target_with_ignored[:, 0] = 255
+    assert soft_dice(logits, target_with_ignored, 255).item() == pytest.approx(1.0, abs=1e-4)
+    loss = SegmentationLoss(dice_weight=1.0)(logits, target)
+    assert loss.item() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_warmup_then_cosine_schedule():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = warmup_cosine(optimizer, total_steps=10, warmup_steps=2, min_ratio=0.1)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.5)
+    assert rates[1] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(rates[1:]))
+    assert rates[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
+
+
+def test_weight_decay_applies_to_conv_weights_only():
+    model = build_unet(UNetConfig(num_classes=3, base_channels=4, depth=2))
+    decayed, plain = make_optimizer(model, 1e-3, 0.1, CPU).param_groups
+    assert decayed["weight_decay"] == 0.1
+    assert plain["weight_decay"] == 0.0
+    assert all(p.ndim == 4 for p in decayed["params"])
+    assert all(p.ndim == 1 for p in plain["params"])
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [("fp32", None), ("bf16", torch.bfloat16)],
+)
+def test_explicit_precision_on_cpu(requested, expected):
+    precision = choose_precision(requested, CPU)
+    assert precision.dtype == expected
+    assert not precision.needs_grad_scaler
+
+
+def test_auto_precision_on_cpu_follows_the_hardware():
+    expected = torch.bfloat16 if cpu_has_native_bf16() else None
+    assert choose_precision("auto", CPU).dtype == expected
+
+
+def test_fp16_needs_cuda_and_unknown_names_fail():
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        choose_precision("fp16", CPU)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("fp8", CPU)
+
+
+def fixed_batch_loader():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 16, 24, 3), dtype=torch.uint8, generator=generator)
+    labels = (images[..., 0] > 127).to(torch.uint8)  # learnable from the red channel
+    return [(images, labels)]
+
+
+@pytest.mark.parametrize("precision", [Precision("cpu"), Precision("cpu", torch.bfloat16)])
+def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch(precision):
+    torch.manual_seed(0)
+    model = build_unet(UNetConfig(num_classes=2, base_channels=4, depth=2))
+    optimizer = make_optimizer(model, 1e-2, 0.0, CPU)
+    optimisation = Optimisation(
+        optimizer, warmup_cosine(optimizer, 10, 1), precision.grad_scaler(), grad_clip=1.0
+    )
+    loss_fn = SegmentationLoss()
+    settings = BatchSettings(CPU, precision)
+    generator = torch.Generator()
+    losses = [
+        train_one_epoch(model, fixed_batch_loader(), loss_fn, optimisation, settings, generator)
+        for _ in range(3)
+    ]
+    assert all(math.isfinite(epoch["train_loss"]) for epoch in losses)
+    assert losses[1]["train_loss"] < losses[0]["train_loss"]
+    assert losses[2]["train_loss"] < losses[0]["train_loss"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("requested", ["auto", "fp16"])
+def test_cuda_mixed_precision_step_lowers_the_loss(requested):
+    device = torch.device("cuda")
+    precision = choose_precision(requested, device)
+    assert precision.dtype in (torch.bfloat16, torch.float16)
+    torch.manual_seed(0)
+    model = build_unet(UNetConfig(num_classes=2, base_channels=8, depth=3)).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, 1e-2, 0.0, device)
+    optimisation = Optimisation(
+        optimizer, warmup_cosine(optimizer, 10, 1), precision.grad_scaler(), grad_clip=1.0
+    )
+    settings = BatchSettings(device, precision, channels_last=True)
+    loss_fn = SegmentationLoss().to(device)
+    losses = [
+        train_one_epoch(
+            model, fixed_batch_loader(), loss_fn, optimisation, settings, torch.Generator()
+        )
+        for _ in range(3)
+    ]
+    assert losses[2]["train_loss"] < losses[0]["train_loss"]

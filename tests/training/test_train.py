@@ -1,0 +1,101 @@
+"""train_model end to end on tiny shards: learning, checkpoints, kill and resume."""
+
+import math
+
+import pytest
+import torch
+
+from tests.tiny_shards import LUT
+from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.data import ShardDataset
+from waymo_unet.training.train import TrainConfig, train_model
+
+UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
+CONFIG = TrainConfig(
+    epochs=3, batch_size=4, learning_rate=1e-2, num_workers=0, precision="fp32", log_every=2
+)
+COMPARED = ("epoch", "train_loss", "val_loss", "mean_iou", "pixel_accuracy", "lr")
+
+
+class SimulatedKillError(RuntimeError):
+    """Stands in for a kill between two epochs."""
+
+
+def datasets(tiny_shards):
+    store, index = tiny_shards
+    return ShardDataset(store, index, "training", LUT), ShardDataset(
+        store, index, "validation", LUT
+    )
+
+
+def run(tiny_shards, checkpoints=None, config=CONFIG, callbacks=()):
+    train, val = datasets(tiny_shards)
+    return train_model(config, UNET, train, val, [1.0, 1.0, 1.0], 255, checkpoints, callbacks)
+
+
+def comparable(history):
+    return [{key: record[key] for key in COMPARED} for record in history]
+
+
+def crash_after(epoch: int):
+    def callback(record):
+        if record["epoch"] == epoch:
+            raise SimulatedKillError
+
+    return callback
+
+
+def test_a_run_learns_and_beats_the_majority_class(tiny_shards):
+    result = run(tiny_shards, config=TrainConfig(**{**CONFIG.__dict__, "epochs": 6}))
+    assert len(result.history) == 6
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.final_metrics.mean_iou > result.baseline_metrics.mean_iou + 0.2
+    assert not result.model.training
+
+
+def test_kill_and_resume_gives_the_history_of_an_unbroken_run(tiny_shards, tmp_path):
+    unbroken = run(tiny_shards, CheckpointStore(str(tmp_path / "unbroken")))
+    store = CheckpointStore(str(tmp_path / "broken"))
+    with pytest.raises(SimulatedKillError):
+        run(tiny_shards, store, callbacks=[crash_after(2)])
+    assert store.load()["epoch"] == 2
+    resumed = run(tiny_shards, store)
+
+    assert len(resumed.history) == 3
+    for mine, reference in zip(
+        comparable(resumed.history), comparable(unbroken.history), strict=True
+    ):
+        assert mine == pytest.approx(reference, rel=1e-5, abs=1e-7)
+    for name, tensor in unbroken.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_a_finished_run_is_not_retrained_unless_asked(tiny_shards, tmp_path):
+    store = CheckpointStore(str(tmp_path))
+    first = run(tiny_shards, store)
+    epochs_run = []
+    again = run(tiny_shards, store, callbacks=[epochs_run.append])
+    assert epochs_run == []
+    assert comparable(again.history) == comparable(first.history)
+    assert again.final_metrics.mean_iou == pytest.approx(first.final_metrics.mean_iou)
+
+    retrain = TrainConfig(**{**CONFIG.__dict__, "retrain": True})
+    run(tiny_shards, store, config=retrain, callbacks=[epochs_run.append])
+    assert [r["epoch"] for r in epochs_run] == [1, 2, 3]
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tiny_shards, tmp_path):
+    store = CheckpointStore(str(tmp_path))
+    with pytest.raises(SimulatedKillError):
+        run(tiny_shards, store, callbacks=[crash_after(1)])
+    other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 5e-3})
+    epochs_run = []
+    run(tiny_shards, store, config=other, callbacks=[epochs_run.append])
+    assert [r["epoch"] for r in epochs_run] == [1, 2, 3]
+
+
+def test_bf16_autocast_trains_on_the_cpu(tiny_shards):
+    result = run(tiny_shards, config=TrainConfig(**{**CONFIG.__dict__, "precision": "bf16"}))
+    assert all(math.isfinite(r["train_loss"]) for r in result.history)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
