@@ -38,6 +38,12 @@ def comparable(history):
     return [{key: record[key] for key in COMPARED} for record in history]
 
 
+def assert_same_history(history, reference):
+    assert len(history) == len(reference)
+    for mine, theirs in zip(comparable(history), comparable(reference), strict=True):
+        assert mine == pytest.approx(theirs, rel=1e-5, abs=1e-7)
+
+
 def crash_after(epoch: int):
     def callback(record):
         if record["epoch"] == epoch:
@@ -54,7 +60,7 @@ def test_a_run_learns_and_beats_the_majority_class(tiny_shards):
     assert not result.model.training
 
 
-def test_kill_and_resume_gives_the_history_of_an_unbroken_run(tiny_shards, tmp_path):
+def test_a_crash_between_epochs_resumes_to_the_unbroken_history(tiny_shards, tmp_path):
     unbroken = run(tiny_shards, CheckpointStore(str(tmp_path / "unbroken")))
     store = CheckpointStore(str(tmp_path / "broken"))
     with pytest.raises(SimulatedKillError):
@@ -62,11 +68,7 @@ def test_kill_and_resume_gives_the_history_of_an_unbroken_run(tiny_shards, tmp_p
     assert store.load()["epoch"] == 2
     resumed = run(tiny_shards, store)
 
-    assert len(resumed.history) == 3
-    for mine, reference in zip(
-        comparable(resumed.history), comparable(unbroken.history), strict=True
-    ):
-        assert mine == pytest.approx(reference, rel=1e-5, abs=1e-7)
+    assert_same_history(resumed.history, unbroken.history)
     for name, tensor in unbroken.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
 
@@ -99,3 +101,40 @@ def test_bf16_autocast_trains_on_the_cpu(tiny_shards):
     result = run(tiny_shards, config=TrainConfig(**{**CONFIG.__dict__, "precision": "bf16"}))
     assert all(math.isfinite(r["train_loss"]) for r in result.history)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def _train_slowly(shard_root: str, checkpoint_root: str, index_path: str) -> None:
+    """Child process body: the same run, one second per epoch slower, until it is killed."""
+    import time
+
+    import pandas as pd
+
+    from waymo_unet.data.shards import ShardStore
+
+    shards = (ShardStore(shard_root), pd.read_parquet(index_path))
+    run(shards, CheckpointStore(checkpoint_root), callbacks=[lambda _: time.sleep(1.0)])
+
+
+def test_a_process_killed_mid_run_resumes_to_the_unbroken_history(tiny_shards, tmp_path):
+    import multiprocessing
+    import time
+
+    store, index = tiny_shards
+    index_path = tmp_path / "index.parquet"
+    index.to_parquet(index_path)
+    checkpoints = CheckpointStore(str(tmp_path / "killed"))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_train_slowly, args=(store.root, checkpoints.root, str(index_path))
+    )
+    child.start()
+    deadline = time.monotonic() + 120
+    while (checkpoints.load() or {}).get("epoch", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.kill()  # SIGKILL: no clean-up, no final save
+    child.join()
+    assert child.exitcode == -9
+    assert 1 <= checkpoints.load()["epoch"] < CONFIG.epochs
+
+    resumed = run(tiny_shards, checkpoints)
+    unbroken = run(tiny_shards)
+    assert_same_history(resumed.history, unbroken.history)
