@@ -15,7 +15,6 @@ from waymo_unet.pipelines import training
 PARAMS = {
     "train_split": "training",
     "val_split": "validation",
-    "class_weights": True,
     "model": {"base_channels": 4, "depth": 2},
     "train": {"epochs": 3, "batch_size": 4, "num_workers": 0, "precision": "fp32"},
 }
@@ -29,6 +28,7 @@ def outputs(tiny_shards, tmp_path):
             "primary_shard_store": MemoryDataset(store, copy_mode="assign"),
             "primary_shard_index": MemoryDataset(index),
             "model_input_label_catalog": MemoryDataset(LABEL_CATALOG),
+            "model_input_tuned_hyperparameters": MemoryDataset({}),
             "models_checkpoints": CheckpointStoreDataset(str(tmp_path / "checkpoints")),
             "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
             "params:training": MemoryDataset(PARAMS),

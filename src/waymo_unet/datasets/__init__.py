@@ -1,12 +1,15 @@
 """Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
 
+from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
-from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset
+from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset, StudyStoreDataset
 from waymo_unet.datasets.waymo_component import WaymoComponentDataset
 
 __all__ = [
     "CheckpointStoreDataset",
+    "OptionalJSONDataset",
     "SegmentationModelDataset",
     "ShardStoreDataset",
+    "StudyStoreDataset",
     "WaymoComponentDataset",
 ]

@@ -13,6 +13,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.tuning.study import StudyStore
 
 
 class _StoreDataset(AbstractDataset[None, Any]):
@@ -53,3 +54,9 @@ class CheckpointStoreDataset(_StoreDataset):
     """A training run's checkpoint folder; loads a ``CheckpointStore``."""
 
     store_type = CheckpointStore
+
+
+class StudyStoreDataset(_StoreDataset):
+    """The folder of the persisted Optuna study; loads a ``StudyStore``."""
+
+    store_type = StudyStore

@@ -131,3 +131,13 @@ def make_loader(
         persistent_workers=num_workers > 0,
         drop_last=train and len(dataset) > batch_size * world_size,
     )
+
+
+def subsample_index(
+    index: pd.DataFrame, split: str, max_items: int | None, seed: int = 0
+) -> pd.DataFrame:
+    """At most ``max_items`` rows of a split, drawn without replacement (all if None)."""
+    rows = index[index["split"] == split]
+    if max_items is None or len(rows) <= max_items:
+        return rows
+    return rows.sample(n=max_items, random_state=seed).sort_values(["segment", "item"])

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -126,6 +127,19 @@ def train_one_epoch(
     }
 
 
+@dataclass
+class Evaluation:
+    """Validation results: the training loss, plain cross-entropy and confusion matrix.
+
+    ``cross_entropy`` (unweighted, no Dice) compares runs whose losses are weighted
+    differently, as the trials of a hyper-parameter search are.
+    """
+
+    loss: float
+    cross_entropy: float
+    confusion: ConfusionMatrix
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -134,17 +148,20 @@ def evaluate(
     settings: BatchSettings,
     num_classes: int,
     ignore_index: int,
-) -> tuple[float, ConfusionMatrix]:
-    """Mean validation loss (per batch) and the confusion matrix over the loader."""
+) -> Evaluation:
+    """Mean validation losses (per batch) and the confusion matrix over the loader."""
     model.eval()
     confusion = ConfusionMatrix(num_classes, ignore_index, device=settings.device)
     total_loss = torch.zeros((), device=settings.device)
+    total_ce = torch.zeros((), device=settings.device)
     batches = 0
     for images, labels in loader:
         inputs, targets = prepare_batch(images, labels, settings.device, settings.channels_last)
         with settings.precision.autocast():
             logits = model(inputs)
         total_loss += loss_fn(logits, targets)
+        total_ce += F.cross_entropy(logits.float(), targets, ignore_index=ignore_index)
         confusion.update(logits.argmax(dim=1), targets)
         batches += 1
-    return total_loss.item() / max(batches, 1), confusion
+    batches = max(batches, 1)
+    return Evaluation(total_loss.item() / batches, total_ce.item() / batches, confusion)

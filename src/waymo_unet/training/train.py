@@ -59,6 +59,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     accumulation_steps: int = 1
     dice_weight: float = 0.0
+    class_weight_power: float = 1.0  # loss weights = catalogue weights ** power (0: unweighted)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     precision: str = (
         "auto"  # auto: bf16 on CUDA (fp16 + scaler if unsupported) and on CPUs with native bf16
@@ -153,7 +154,9 @@ def train_model(
         grad_clip=config.grad_clip,
         accumulation_steps=config.accumulation_steps,
     )
-    weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+    weights = None
+    if class_weights is not None and config.class_weight_power:
+        weights = torch.tensor(class_weights, dtype=torch.float32) ** config.class_weight_power
     loss_fn = SegmentationLoss(weights, ignore_index, config.dice_weight).to(device)
     fingerprint = run_fingerprint(
         config, unet, {"train": len(train_data), "val": len(val_data), "weights": class_weights}
@@ -187,9 +190,8 @@ def train_model(
         for callback in callbacks:
             callback(record)
     if confusion is None:  # a finished run, restored: measure it again
-        _, confusion = evaluate(
-            model, val_loader, loss_fn, settings, unet.num_classes, ignore_index
-        )
+        evaluation = evaluate(model, val_loader, loss_fn, settings, unet.num_classes, ignore_index)
+        confusion = evaluation.confusion
     model.eval()
     return TrainResult(
         model, history, confusion.compute(), majority_class_metrics(confusion.matrix)
@@ -214,14 +216,15 @@ def _run_epoch(
     if settings.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(settings.device)
     stats = train_one_epoch(model, train_loader, loss_fn, optimisation, settings, generator)
-    val_loss, confusion = evaluate(
+    evaluation = evaluate(
         model, val_loader, loss_fn, settings, unet.num_classes, loss_fn.ignore_index
     )
-    metrics = confusion.compute()
+    metrics = evaluation.confusion.compute()
     record = {
         "epoch": epoch + 1,
         "train_loss": stats["train_loss"],
-        "val_loss": val_loss,
+        "val_loss": evaluation.loss,
+        "val_cross_entropy": evaluation.cross_entropy,
         "mean_iou": metrics.mean_iou,
         "pixel_accuracy": metrics.pixel_accuracy,
         "lr": stats["lr"],
@@ -235,12 +238,12 @@ def _run_epoch(
         epoch + 1,
         config.epochs,
         record["train_loss"],
-        val_loss,
+        evaluation.loss,
         metrics.mean_iou,
         metrics.pixel_accuracy,
         record["images_per_s"],
     )
-    return record, confusion
+    return record, evaluation.confusion
 
 
 def _checkpoint(

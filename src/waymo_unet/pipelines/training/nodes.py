@@ -14,23 +14,40 @@ from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.train import TrainConfig, TrainResult, train_model
+from waymo_unet.tuning.search_space import apply_hyperparameters
 
 logger = logging.getLogger(__name__)
+
+
+def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
+    """The training parameters, overridden by the tuning study's best trial when asked."""
+    if not params.get("use_tuned", True) or not tuned:
+        return params
+    logger.info(
+        "Using the hyper-parameters of tuning trial %d (%s %.4f): %s",
+        tuned["trial"],
+        tuned["objective"],
+        tuned["value"],
+        tuned["hyperparameters"],
+    )
+    return apply_hyperparameters(params, tuned["hyperparameters"])
 
 
 def train_segmentation_model(
     shard_store: ShardStore,
     shard_index: pd.DataFrame,
     label_catalog: dict[str, Any],
+    tuned_hyperparameters: dict[str, Any],
     checkpoints: CheckpointStore,
     params: dict[str, Any],
 ) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Train (or resume, or reuse a finished run) and package the model for inference."""
+    params = with_tuned_hyperparameters(params, tuned_hyperparameters)
     lut = id_to_index_lut(label_catalog)
     train_data = ShardDataset(shard_store, shard_index, params["train_split"], lut)
     val_data = ShardDataset(shard_store, shard_index, params["val_split"], lut)
     unet = UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]})
-    weights = [c["weight"] for c in label_catalog["classes"]] if params["class_weights"] else None
+    weights = [c["weight"] for c in label_catalog["classes"]]
     result = train_model(
         TrainConfig.from_params(params["train"]),
         unet,

@@ -14,6 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "primary_shard_store",
                     "primary_shard_index",
                     "model_input_label_catalog",
+                    "model_input_tuned_hyperparameters",
                     "models_checkpoints",
                     "params:training",
                 ],

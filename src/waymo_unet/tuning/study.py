@@ -1,0 +1,127 @@
+"""A persisted Optuna study: TPE sampling, median pruning, resumable trial budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from waymo_unet.data.location import Location
+from waymo_unet.tuning.search_space import validate_search_space
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How many trials, how long each one trains, on how much data, over which space."""
+
+    search_space: dict[str, dict[str, Any]]
+    study_name: str = "waymo_unet"
+    n_trials: int = 6  # finished trials wanted in the study; a re-run adds only the missing
+    timeout_s: float | None = None
+    seed: int = 0
+    epochs: int = 3  # per trial
+    max_train_items: int | None = 64  # per trial: a fixed random subset of the splits
+    max_val_items: int | None = 32
+    pruner_startup_trials: int = 2
+    pruner_warmup_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        validate_search_space(self.search_space)
+        if self.n_trials < 1 or self.epochs < 1:
+            raise ValueError("n_trials and epochs must be >= 1")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TuningConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(params) - known):
+            raise ValueError(f"unknown tuning parameters: {', '.join(unknown)}")
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class StudyStore(Location):
+    """The folder holding a study's journal file (local: the journal relies on file locks)."""
+
+    journal_name: str = field(default="study.journal", compare=False)
+
+    def open_study(self, config: TuningConfig) -> optuna.Study:
+        """Create the study, or load it with every trial done so far."""
+        fs = self.filesystem
+        if not isinstance(fs, LocalFileSystem):
+            raise ValueError(f"the tuning study must be on a local disk, not {self.root}")
+        fs.makedirs(self.root, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(self.join(self.journal_name)))
+        return optuna.create_study(
+            study_name=config.study_name,
+            storage=storage,
+            direction="minimize",
+            load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=config.seed),
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=config.pruner_startup_trials,
+                n_warmup_steps=config.pruner_warmup_epochs,
+            ),
+        )
+
+
+def fail_interrupted_trials(study: optuna.Study) -> None:
+    """Trials left RUNNING by a killed run will never finish: record them as failed."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        logger.warning("Trial %d was interrupted; marking it failed", trial.number)
+        study.tell(trial.number, state=TrialState.FAIL)
+
+
+def run_study(study: optuna.Study, objective, config: TuningConfig) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (or the timeout)."""
+    fail_interrupted_trials(study)
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    remaining = config.n_trials - finished
+    if remaining <= 0:
+        logger.info("Study %r already has %d finished trials", study.study_name, finished)
+        return
+    logger.info(
+        "Study %r: %d finished trial(s), running %d more", study.study_name, finished, remaining
+    )
+    # Optuna logs each trial; send that through the application's logging (Kedro's).
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    study.optimize(
+        objective, n_trials=remaining, timeout=config.timeout_s, catch=(torch.OutOfMemoryError,)
+    )
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, value, state, duration (s), params_*, user_attrs_*."""
+    trials = study.trials_dataframe(
+        attrs=("number", "value", "state", "duration", "params", "user_attrs")
+    )
+    if "duration" in trials:
+        trials["duration"] = trials["duration"].dt.total_seconds()
+    return trials
+
+
+def best_hyperparameters(study: optuna.Study) -> dict[str, Any]:
+    """The best complete trial's values, with its number and objective; {} if none yet."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        logger.warning("Study %r has no complete trial yet", study.study_name)
+        return {}
+    best = study.best_trial
+    return {
+        "trial": best.number,
+        "value": best.value,
+        "objective": "validation cross-entropy",
+        "hyperparameters": best.params,
+    }

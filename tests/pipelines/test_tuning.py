@@ -1,0 +1,69 @@
+"""Tuning then training on an in-memory catalog: the best trial's values reach training."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from tests.tiny_shards import LABEL_CATALOG
+from waymo_unet.datasets import CheckpointStoreDataset, OptionalJSONDataset, StudyStoreDataset
+from waymo_unet.pipelines import training, tuning
+
+TRAINING = {
+    "train_split": "training",
+    "val_split": "validation",
+    "use_tuned": True,
+    "model": {"base_channels": 4, "depth": 2},
+    "train": {"epochs": 2, "batch_size": 4, "num_workers": 0, "precision": "fp32"},
+}
+TUNING = {
+    "n_trials": 2,
+    "epochs": 1,
+    "max_train_items": 16,
+    "max_val_items": 8,
+    "search_space": {
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "base_channels": {"type": "categorical", "choices": [6, 7]},
+    },
+}
+
+
+@pytest.fixture
+def catalog(tiny_shards, tmp_path) -> DataCatalog:
+    store, index = tiny_shards
+    return DataCatalog(
+        {
+            "primary_shard_store": MemoryDataset(store, copy_mode="assign"),
+            "primary_shard_index": MemoryDataset(index),
+            "model_input_label_catalog": MemoryDataset(LABEL_CATALOG),
+            "models_tuning_study": StudyStoreDataset(str(tmp_path / "study")),
+            "models_checkpoints": CheckpointStoreDataset(str(tmp_path / "checkpoints")),
+            "model_input_tuned_hyperparameters": OptionalJSONDataset(
+                filepath=str(tmp_path / "best.json")
+            ),
+            "models_segmentation_model": MemoryDataset(copy_mode="assign"),
+            "params:training": MemoryDataset(TRAINING),
+            "params:tuning": MemoryDataset(TUNING),
+        }
+    )
+
+
+def test_training_without_a_study_uses_its_own_parameters(catalog):
+    assert catalog.load("model_input_tuned_hyperparameters") == {}
+    SequentialRunner().run(training.create_pipeline(), catalog)
+    assert catalog.load("models_segmentation_model").config.base_channels == 4
+
+
+def test_the_best_trial_reaches_training(catalog):
+    outputs = SequentialRunner().run(tuning.create_pipeline(), catalog)
+    trials = outputs["model_output_tuning_trials"].load()
+    assert len(trials) == 2
+    best = catalog.load("model_input_tuned_hyperparameters")
+    assert best["value"] == pytest.approx(trials["value"].min())
+
+    SequentialRunner().run(training.create_pipeline(), catalog)
+    model = catalog.load("models_segmentation_model")
+    assert model.config.base_channels == best["hyperparameters"]["base_channels"]
+    checkpoint = catalog.load("models_checkpoints").load()
+    assert checkpoint["train_config"]["learning_rate"] == best["hyperparameters"]["learning_rate"]

@@ -1,0 +1,81 @@
+"""A tiny study on tiny shards: it runs, resumes, grows and never repeats finished trials."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.tiny_shards import LABEL_CATALOG, LUT
+from waymo_unet.training.data import ShardDataset
+from waymo_unet.tuning.objective import make_objective
+from waymo_unet.tuning.study import (
+    StudyStore,
+    TuningConfig,
+    best_hyperparameters,
+    run_study,
+    trials_table,
+)
+
+SPACE = {
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 2e-2, "log": True},
+    "base_channels": {"type": "categorical", "choices": [4, 6]},
+    "class_weight_power": {"type": "float", "low": 0.0, "high": 1.0},
+}
+TRAINING = {
+    "train_split": "training",
+    "val_split": "validation",
+    "model": {"base_channels": 4, "depth": 2},
+    "train": {"batch_size": 4, "num_workers": 0, "precision": "fp32"},
+}
+
+
+def config(n_trials: int) -> TuningConfig:
+    return TuningConfig(search_space=SPACE, n_trials=n_trials, epochs=2, pruner_startup_trials=5)
+
+
+def run(tiny_shards, store: StudyStore, n_trials: int) -> optuna.Study:
+    shards, index = tiny_shards
+    objective = make_objective(
+        config(n_trials),
+        TRAINING,
+        3,
+        ShardDataset(shards, index, "training", LUT),
+        ShardDataset(shards, index, "validation", LUT),
+        [c["weight"] for c in LABEL_CATALOG["classes"]],
+        255,
+    )
+    study = store.open_study(config(n_trials))
+    run_study(study, objective, config(n_trials))
+    return study
+
+
+def test_a_study_resumes_and_grows_without_repeating_trials(tiny_shards, tmp_path):
+    store = StudyStore(str(tmp_path / "study"))
+    first = trials_table(run(tiny_shards, store, 2))
+    assert list(first["number"]) == [0, 1]
+    assert set(first["state"]) == {"COMPLETE"}
+
+    same = trials_table(run(tiny_shards, store, 2))  # budget already met: nothing runs
+    assert list(same["number"]) == [0, 1]
+
+    grown = trials_table(run(tiny_shards, store, 3))
+    assert list(grown["number"]) == [0, 1, 2]
+    columns = ["value", "params_learning_rate", "params_base_channels"]
+    assert grown[columns].iloc[:2].equals(first[columns])
+    assert {"duration", "user_attrs_mean_iou"} <= set(grown.columns)
+
+
+def test_the_best_trial_is_reported_with_its_values(tiny_shards, tmp_path):
+    study = run(tiny_shards, StudyStore(str(tmp_path)), 2)
+    best = best_hyperparameters(study)
+    assert best["value"] == pytest.approx(min(t.value for t in study.trials))
+    assert set(best["hyperparameters"]) == set(SPACE)
+
+
+def test_an_interrupted_trial_is_recorded_as_failed(tiny_shards, tmp_path):
+    store = StudyStore(str(tmp_path))
+    study = store.open_study(config(1))
+    study.ask()  # a trial that started, then its process died
+    assert best_hyperparameters(study) == {}
+    study = run(tiny_shards, store, 1)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
