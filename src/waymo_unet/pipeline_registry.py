@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from waymo_unet.pipelines import ingestion, label_catalog, training, tuning
+from waymo_unet.pipelines import inference, ingestion, label_catalog, training, tuning
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -23,5 +23,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "label_catalog": label_catalog.create_pipeline(),
         "tuning": tuning_chain,
         "training": training_chain,
+        "inference": inference.create_pipeline(),
         "__default__": tuning_chain + training_chain,
     }

@@ -1,11 +1,13 @@
 """Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
 
+from waymo_unet.datasets.camera_images import CameraImagesDataset
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
 from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset, StudyStoreDataset
 from waymo_unet.datasets.waymo_component import WaymoComponentDataset
 
 __all__ = [
+    "CameraImagesDataset",
     "CheckpointStoreDataset",
     "OptionalJSONDataset",
     "SegmentationModelDataset",

@@ -16,8 +16,8 @@ from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.tuning.study import StudyStore
 
 
-class _StoreDataset(AbstractDataset[None, Any]):
-    """Loads a store handle for ``path``; saving is done through the handle, not here."""
+class LocationDataset(AbstractDataset[None, Any]):
+    """Loads a ``Location`` handle for ``path``; writing goes through the handle, not here."""
 
     store_type: ClassVar[type]
 
@@ -44,19 +44,19 @@ class _StoreDataset(AbstractDataset[None, Any]):
         return {"path": self._store.root}  # never the storage options: they hold credentials
 
 
-class ShardStoreDataset(_StoreDataset):
+class ShardStoreDataset(LocationDataset):
     """The training shards' folder; loads a ``ShardStore``."""
 
     store_type = ShardStore
 
 
-class CheckpointStoreDataset(_StoreDataset):
+class CheckpointStoreDataset(LocationDataset):
     """A training run's checkpoint folder; loads a ``CheckpointStore``."""
 
     store_type = CheckpointStore
 
 
-class StudyStoreDataset(_StoreDataset):
+class StudyStoreDataset(LocationDataset):
     """The folder of the persisted Optuna study; loads a ``StudyStore``."""
 
     store_type = StudyStore

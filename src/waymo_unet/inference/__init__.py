@@ -1,0 +1,1 @@
+"""Segmenting new camera images with a trained ``SegmentationModel``."""

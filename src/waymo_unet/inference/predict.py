@@ -1,0 +1,74 @@
+"""Batched segmentation of JPEG images of any size, with mixed precision on CUDA.
+
+Each image is decoded once at full size, resized to the size the model was trained at
+(where it is most accurate), segmented in a batch, and its Waymo ids resized back to
+the image's own size with nearest neighbour, so every label PNG matches its image.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import cv2
+import numpy as np
+import torch
+
+from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size, resize_label
+from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.training.precision import choose_precision
+from waymo_unet.training.train import resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    name: str
+    image: np.ndarray  # RGB uint8 (H, W, 3), the image's own size
+    waymo_ids: np.ndarray  # uint8 (H, W), Waymo semantic ids
+
+
+def segment_images(
+    model: SegmentationModel,
+    images: Iterable[tuple[str, bytes]],
+    batch_size: int = 8,
+    device: str = "auto",
+    precision: str = "auto",
+) -> Iterator[list[Prediction]]:
+    """Yield the predictions of each batch of ``(name, jpeg_bytes)``."""
+    target = resolve_device(device)
+    autocast = choose_precision(precision, target)
+    model.network.to(target)
+    height, width = model.image_size
+    done, start = 0, time.perf_counter()
+    decoded = _decodable(images)
+    while batch := list(islice(decoded, batch_size)):
+        names = [name for name, _ in batch]
+        full = [image for _, image in batch]
+        small = np.stack(
+            [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in full]
+        )
+        with autocast.autocast():
+            indices = model.predict_indices(torch.from_numpy(small).to(target))
+        ids = model.waymo_ids[indices.cpu().numpy()]
+        yield [
+            Prediction(name, image, resize_label(label, *image.shape[:2]))
+            for name, image, label in zip(names, full, ids, strict=True)
+        ]
+        done += len(batch)
+        logger.info(
+            "segmented %d image(s), %.1f images/s", done, done / (time.perf_counter() - start)
+        )
+
+
+def _decodable(images: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, np.ndarray]]:
+    """Full-size RGB images; one that cannot be decoded is logged by name and skipped."""
+    for name, jpeg in images:
+        try:
+            yield name, decode_camera_image(jpeg, *jpeg_size(jpeg))
+        except DecodeError as error:
+            logger.warning("Skipping %s: %s", name, error)
