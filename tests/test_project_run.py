@@ -27,6 +27,7 @@ def project_copy(tmp_path: Path) -> Path:
 
 TINY = {
     "ingestion": {"height": 48, "width": 72, "workers": 2},
+    "tuning": {"n_trials": 2, "epochs": 1, "max_train_items": 16, "max_val_items": 8},
     "training": {
         "model": {"base_channels": 8, "depth": 3},
         "train": {"epochs": 8, "batch_size": 8, "learning_rate": 0.005, "num_workers": 1},
@@ -35,10 +36,12 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_the_default_run_ingests_catalogues_and_learns(project_copy: Path):
+def test_the_default_run_ingests_tunes_learns_and_reports(project_copy: Path):
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, runtime_params=TINY) as session:
         session.run()
+    with KedroSession.create(project_path=project_copy, runtime_params=TINY) as session:
+        session.run(pipeline_names=["inference"])
 
     data = project_copy / "data"
     report = pd.read_csv(data / "08_reporting" / "ingestion_report.csv")
@@ -56,3 +59,16 @@ def test_the_default_run_ingests_catalogues_and_learns(project_copy: Path):
     assert len(history) == 8
     assert metrics["mean_iou"] > metrics["majority_class_mean_iou"] + 0.3
     assert (data / "06_models" / "segmentation_model.pt").exists()
+
+    trials = pd.read_csv(data / "07_model_output" / "tuning_trials.csv")
+    assert len(trials) == 2
+    tuned = json.loads((data / "05_model_input" / "tuned_hyperparameters.json").read_text())
+    assert set(tuned["hyperparameters"]) >= {"learning_rate", "base_channels"}
+    for chart in ("tuning_chart", "training_chart", "class_iou_chart", "class_distribution_chart"):
+        for suffix in ("vl.json", "html", "png"):
+            assert (data / "08_reporting" / f"{chart}.{suffix}").exists()
+    assert "Validation overlays" in (data / "08_reporting" / "index.html").read_text()
+
+    labels = sorted((data / "07_model_output" / "predictions" / "labels").glob("*.png"))
+    validation_images = report.loc[report["split"] == "validation", "image_rows"].sum()
+    assert len(labels) == validation_images  # every validation camera image, labelled or not

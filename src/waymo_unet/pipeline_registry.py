@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from waymo_unet.pipelines import inference, ingestion, label_catalog, training, tuning
+from waymo_unet.pipelines import (
+    inference,
+    ingestion,
+    label_catalog,
+    reporting,
+    training,
+    tuning,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -14,6 +21,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     so that each works on a fresh clone; ingestion reuses the segments it has already
     done, so once the shards exist this costs a few key reads. ``training`` reads the
     tuning study's best hyper-parameters when tuning has run, but does not run it.
+    ``reporting`` charts what tuning and training wrote; ``inference`` segments new images.
     """
     preparation = ingestion.create_pipeline() + label_catalog.create_pipeline()
     tuning_chain = preparation + tuning.create_pipeline()
@@ -23,6 +31,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "label_catalog": label_catalog.create_pipeline(),
         "tuning": tuning_chain,
         "training": training_chain,
+        "reporting": reporting.create_pipeline(),
         "inference": inference.create_pipeline(),
-        "__default__": tuning_chain + training_chain,
+        "__default__": tuning_chain + training_chain + reporting.create_pipeline(),
     }

@@ -1,5 +1,6 @@
 """Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
 
+from waymo_unet.datasets.altair_chart import AltairChartDataset
 from waymo_unet.datasets.camera_images import CameraImagesDataset
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
@@ -7,6 +8,7 @@ from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset
 from waymo_unet.datasets.waymo_component import WaymoComponentDataset
 
 __all__ = [
+    "AltairChartDataset",
     "CameraImagesDataset",
     "CheckpointStoreDataset",
     "OptionalJSONDataset",

@@ -16,6 +16,7 @@ from pathlib import Path
 import altair as alt
 import numpy as np
 import pandas as pd
+import vl_convert
 
 from waymo_unet.reporting.colours import hex_colour
 
@@ -462,3 +463,8 @@ def _class_order(data: pd.DataFrame, first_split: str) -> list[str]:
     key.insert(0, "first", first.reindex(key.index, fill_value=0.0))
     key = key.sort_values(["first", "all"], ascending=False, kind="stable")
     return [str(name) for name in key.index]
+
+
+def spec_png_bytes(spec: dict, scale_factor: float = 2.0) -> bytes:
+    """A saved Vega-Lite spec rendered to PNG, as ``chart_png_bytes`` renders a chart."""
+    return vl_convert.vegalite_to_png(spec, scale=scale_factor)

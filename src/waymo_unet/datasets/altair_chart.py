@@ -1,0 +1,58 @@
+"""An Altair chart saved as its Vega-Lite spec, an offline interactive page and a PNG."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fsspec
+from kedro.io import AbstractDataset
+
+from waymo_unet.reporting.charts import AnyChart, chart_html, spec_png_bytes
+
+FORMATS = ("vl.json", "html", "png")
+
+
+class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
+    """Saves ``<filepath>.vl.json``, ``<filepath>.html`` (Vega inlined) and ``<filepath>.png``.
+
+    ``filepath`` is the stem shared by the three files. Loading returns the Vega-Lite
+    spec, which renders again with vl-convert or any Vega viewer.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        scale_factor: float = 2.0,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = filepath
+        self._scale_factor = scale_factor
+        self._fs, self._stem = fsspec.core.url_to_fs(filepath, **(credentials or {}))
+        self.metadata = metadata
+
+    def _path(self, kind: str) -> str:
+        return f"{self._stem}.{kind}"
+
+    def load(self) -> dict[str, Any]:
+        with self._fs.open(self._path("vl.json"), "r") as file:
+            return json.load(file)
+
+    def save(self, data: AnyChart) -> None:
+        spec = data.to_dict()
+        self._fs.makedirs(self._fs._parent(self._stem), exist_ok=True)
+        contents = {
+            "vl.json": json.dumps(spec, indent=1).encode(),
+            "html": chart_html(data).encode(),
+            "png": spec_png_bytes(spec, self._scale_factor),
+        }
+        for kind, content in contents.items():
+            with self._fs.open(self._path(kind), "wb") as file:
+                file.write(content)
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path("vl.json"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "formats": FORMATS}
