@@ -11,6 +11,9 @@ from tests.tiny_shards import write_tiny_shards
 from waymo_unet.data.synthetic import SyntheticConfig, generate_sample
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # no kedro-telemetry calls from tests
+# gcsfs reads this when first imported: its hierarchical-namespace probe, which the GCS
+# emulator of tests/test_gcs.py never answers, would stall every call for a minute.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
 # Smaller than the embedded sample: two labelled training segments, one validation
 # segment and one training segment without labels.

@@ -53,7 +53,12 @@ class ComponentFile:
     def __init__(self, source: ParquetSource, component: str) -> None:
         self.source = source
         self.component = component
-        self._handle = source.open()
+        try:
+            self._handle = source.open()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{source.path}: no such file or object") from None
+        except PermissionError as error:
+            raise PermissionError(f"{source.path}: permission denied ({error})") from None
         try:
             self.parquet = pq.ParquetFile(self._handle)
         except (pa.ArrowException, OSError) as error:

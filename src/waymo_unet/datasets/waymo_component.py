@@ -44,8 +44,15 @@ class WaymoComponentDataset(AbstractDataset[None, SourceTree]):
         fs, root = url_to_fs(self._path, **self._storage_options)
         try:
             paths = sorted(fs.glob(f"{root}/*/{self._component}/*.parquet"))
-        except (FileNotFoundError, PermissionError) as error:
-            raise DatasetError(f"cannot list {self._path}: {error}") from error
+        except FileNotFoundError as error:
+            raise DatasetError(
+                f"cannot list {self._path}: the bucket or folder does not exist ({error})"
+            ) from error
+        except PermissionError as error:
+            raise DatasetError(
+                f"cannot list {self._path}: permission denied; check the `gcs` entry of "
+                f"conf/local/credentials.yml or your default credentials ({error})"
+            ) from error
         if not paths:
             raise DatasetError(
                 f"no {self._component} parquet files under {self._path} (expected "
