@@ -10,10 +10,15 @@ from kedro_datasets.partitions import PartitionedDataset
 
 from tests import waymo_files as wf
 from tests.tiny_shards import LABEL_CATALOG
-from waymo_unet.datasets import CameraImagesDataset, SegmentationModelDataset
+from waymo_unet.datasets import (
+    CameraImagesDataset,
+    DeployedModelDataset,
+    SegmentationModelDataset,
+)
 from waymo_unet.inference.predict import segment_images
 from waymo_unet.inference.sources import CameraImageSource
 from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.pipelines import inference
 
@@ -66,8 +71,8 @@ def test_unseen_sizes_get_labels_of_their_own_size_and_bad_images_are_skipped(
 
 
 def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_folder, tmp_path):
-    model_path = tmp_path / "model.pt"
-    SegmentationModelDataset(str(model_path)).save(model)
+    deployed = DeployedModelDataset(str(tmp_path / "deployed"))
+    deployed.save(DeployedModel(export_program(model), deployment_manifest(model)))
     labels = PartitionedDataset(
         path=str(tmp_path / "labels"), dataset="pillow.ImageDataset", filename_suffix=".png"
     )
@@ -76,7 +81,7 @@ def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_fo
     )
     catalog = DataCatalog(
         {
-            "models_segmentation_model": SegmentationModelDataset(str(model_path)),
+            "models_deployed_model": deployed,
             "inference_camera_images": CameraImagesDataset(str(jpeg_folder)),
             "params:inference": MemoryDataset(PARAMS),
             "model_output_predicted_labels": labels,
@@ -100,3 +105,5 @@ def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_fo
 def test_a_missing_model_says_which_pipeline_makes_it(tmp_path):
     with pytest.raises(DatasetError, match="kedro run --pipeline training"):
         SegmentationModelDataset(str(tmp_path / "absent.pt")).load()
+    with pytest.raises(DatasetError, match="kedro run --pipeline training"):
+        DeployedModelDataset(str(tmp_path / "absent")).load()

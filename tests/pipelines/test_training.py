@@ -31,6 +31,7 @@ def outputs(tiny_shards, tmp_path):
             "model_input_tuned_hyperparameters": MemoryDataset({}),
             "models_checkpoints": CheckpointStoreDataset(str(tmp_path / "checkpoints")),
             "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
+            "models_deployed_model": MemoryDataset(copy_mode="assign"),
             "params:training": MemoryDataset(PARAMS),
         }
     )

@@ -2,6 +2,7 @@
 
 from waymo_unet.datasets.altair_chart import AltairChartDataset
 from waymo_unet.datasets.camera_images import CameraImagesDataset
+from waymo_unet.datasets.deployed_model import DeployedModelDataset
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
 from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset, StudyStoreDataset
@@ -11,6 +12,7 @@ __all__ = [
     "AltairChartDataset",
     "CameraImagesDataset",
     "CheckpointStoreDataset",
+    "DeployedModelDataset",
     "OptionalJSONDataset",
     "SegmentationModelDataset",
     "ShardStoreDataset",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size, resize_label
-from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.bundle import Segmenter
 from waymo_unet.training.precision import choose_precision
 from waymo_unet.training.train import resolve_device
 
@@ -33,7 +33,7 @@ class Prediction:
 
 
 def segment_images(
-    model: SegmentationModel,
+    model: Segmenter,
     images: Iterable[tuple[str, bytes]],
     batch_size: int = 8,
     device: str = "auto",
@@ -42,7 +42,7 @@ def segment_images(
     """Yield the predictions of each batch of ``(name, jpeg_bytes)``."""
     target = resolve_device(device)
     autocast = choose_precision(precision, target)
-    model.network.to(target)
+    model.to(target)
     height, width = model.image_size
     done, start = 0, time.perf_counter()
     decoded = _decodable(images)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -12,6 +12,19 @@ from waymo_unet.models.preprocessing import MEAN_RGB, STD_RGB, to_model_input
 from waymo_unet.models.unet import UNet, UNetConfig, build_unet
 
 FORMAT_VERSION = 1
+
+
+class Segmenter(Protocol):
+    """What inference needs of a model: the trained bundle and the exported one alike."""
+
+    image_size: tuple[int, int]
+
+    @property
+    def waymo_ids(self) -> np.ndarray: ...
+
+    def to(self, device: torch.device | str) -> Segmenter: ...
+
+    def predict_indices(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -66,6 +79,10 @@ class SegmentationModel:
             mean=tuple(data["mean"]),
             std=tuple(data["std"]),
         )
+
+    def to(self, device: torch.device | str) -> SegmentationModel:
+        self.network.to(device)
+        return self
 
     @torch.inference_mode()
     def predict_indices(self, images: torch.Tensor) -> torch.Tensor:

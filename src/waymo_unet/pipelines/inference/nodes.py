@@ -10,14 +10,14 @@ from PIL import Image
 
 from waymo_unet.inference.predict import segment_images
 from waymo_unet.inference.sources import CameraImageSource
-from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.bundle import Segmenter
 from waymo_unet.reporting.overlays import overlay
 
 logger = logging.getLogger(__name__)
 
 
 def segment_camera_images(
-    model: SegmentationModel, images: CameraImageSource, params: dict[str, Any]
+    model: Segmenter, images: CameraImageSource, params: dict[str, Any]
 ) -> Iterator[tuple[dict[str, Image.Image], dict[str, Image.Image]]]:
     """Per batch, the label images (Waymo ids, 8-bit grey) and overlays, by image name.
 

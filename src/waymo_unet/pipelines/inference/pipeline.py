@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.segment_camera_images,
-                inputs=["models_segmentation_model", "inference_camera_images", "params:inference"],
+                inputs=["models_deployed_model", "inference_camera_images", "params:inference"],
                 outputs=["model_output_predicted_labels", "model_output_prediction_overlays"],
                 name="segment_camera_images",
             ),

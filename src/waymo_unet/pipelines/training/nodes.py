@@ -10,6 +10,7 @@ import pandas as pd
 from waymo_unet.data.label_catalog import id_to_index_lut
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
@@ -96,3 +97,8 @@ def summary(result: TrainResult) -> dict[str, float]:
         numbers["majority_class_pixel_accuracy"] = result.baseline_metrics.pixel_accuracy
     logger.info("Training result: %s", numbers)
     return numbers
+
+
+def export_deployable_model(model: SegmentationModel) -> DeployedModel:
+    """The trained model as a ``torch.export`` program with its manifest, for deployment."""
+    return DeployedModel(export_program(model), deployment_manifest(model))

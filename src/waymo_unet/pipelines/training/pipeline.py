@@ -26,6 +26,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 name="train_segmentation_model",
             ),
+            Node(
+                nodes.export_deployable_model,
+                inputs="models_segmentation_model",
+                outputs="models_deployed_model",
+                name="export_deployable_model",
+            ),
         ],
         tags="training",
     )

@@ -1,0 +1,89 @@
+"""The deployable model: a ``torch.export`` program plus a manifest of what it expects.
+
+The program needs torch alone (no project code) to run: ``torch.export.load(path)
+.module()``. The manifest says the input size and normalisation, and maps its output
+channels to Waymo ids, names and colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from waymo_unet.models.bundle import SegmentationModel
+from waymo_unet.models.preprocessing import to_model_input
+from waymo_unet.reporting.colours import hex_colour
+
+MAX_BATCH = 1024
+
+
+def export_program(model: SegmentationModel) -> torch.export.ExportedProgram:
+    """Export for float32 (N, 3, H, W) input at the model's image size, any batch size."""
+    network = model.network.cpu().eval()
+    example = torch.zeros(2, model.config.in_channels, *model.image_size)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
+
+
+def deployment_manifest(model: SegmentationModel) -> dict[str, Any]:
+    """Everything a user of the exported program needs to feed it and read its output."""
+    height, width = model.image_size
+    return {
+        "format": "torch.export",
+        "torch_version": torch.__version__,
+        "input": {
+            "shape": ["batch", model.config.in_channels, height, width],
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "normalisation": "(pixel - mean) / std, pixel in 0..255",
+            "mean": list(model.mean),
+            "std": list(model.std),
+            "resize": "resize images to height x width first; resize labels back (nearest)",
+        },
+        "output": {
+            "shape": ["batch", model.config.num_classes, height, width],
+            "meaning": "logits; argmax over dim 1 gives the index of `classes`",
+        },
+        "classes": [
+            {"index": c["index"], "id": c["id"], "name": c["name"], "colour": hex_colour(c["id"])}
+            for c in model.classes
+        ],
+        "unet_config": model.config.to_dict(),
+    }
+
+
+@dataclass
+class DeployedModel:
+    """An exported program with its manifest; segments like ``SegmentationModel``."""
+
+    program: torch.export.ExportedProgram
+    manifest: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._module = self.program.module()
+        self._device = torch.device("cpu")
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.manifest["input"]["shape"][2:])
+
+    @property
+    def waymo_ids(self) -> np.ndarray:
+        return np.array([c["id"] for c in self.manifest["classes"]], dtype=np.uint8)
+
+    def to(self, device: torch.device | str) -> DeployedModel:
+        self._device = torch.device(device)
+        self._module.to(self._device)
+        return self
+
+    @torch.inference_mode()
+    def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) at ``image_size``."""
+        normalisation = self.manifest["input"]
+        inputs = to_model_input(
+            images.to(self._device), tuple(normalisation["mean"]), tuple(normalisation["std"])
+        )
+        return self._module(inputs).argmax(dim=1)
