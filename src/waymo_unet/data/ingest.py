@@ -61,6 +61,8 @@ class IngestionConfig:
     cameras: tuple[int, ...] = tuple(int(c) for c in CameraName)
     max_segments: int | None = None
     workers: int | None = None
+    dask_scheduler: str | None = None  # tcp://host:port of a Dask cluster to run on
+    task_retries: int = 2  # on Dask: how often a failed segment task is retried
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -357,14 +359,23 @@ def plan_segment_jobs(
     return jobs
 
 
-def ingest_segments(jobs: list[SegmentJob], workers: int | None = None) -> list[SegmentResult]:
-    """Run ``ingest_segment`` over all jobs, logging progress; results in job order."""
+def ingest_segments(
+    jobs: list[SegmentJob],
+    workers: int | None = None,
+    dask_scheduler: str | None = None,
+    task_retries: int = 2,
+) -> list[SegmentResult]:
+    """Run ``ingest_segment`` over all jobs, logging progress; results in job order.
+
+    Locally with ``workers`` processes, or on the Dask cluster at ``dask_scheduler``.
+    """
     workers = resolve_workers(workers)
-    logger.info("Ingesting %d segment(s) with %d worker(s)", len(jobs), workers)
+    where = f"on Dask at {dask_scheduler}" if dask_scheduler else f"with {workers} worker(s)"
+    logger.info("Ingesting %d segment(s) %s", len(jobs), where)
     start, pairs, results = time.perf_counter(), 0, {}
     progress = tqdm(total=len(jobs), unit="segment", desc="ingestion", disable=None)
     with progress:
-        for result in map_unordered(ingest_segment, jobs, workers):
+        for result in map_unordered(ingest_segment, jobs, workers, dask_scheduler, task_retries):
             results[(result.split, result.segment)] = result
             pairs += result.pairs_written
             progress.update()

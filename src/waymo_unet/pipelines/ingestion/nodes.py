@@ -29,7 +29,7 @@ def ingest_camera_segments(
     """Decode every chosen segment into a shard; segments done alike before are reused."""
     config = IngestionConfig.from_params(params)
     jobs = plan_segment_jobs(camera_images, camera_segmentation, shard_store, config)
-    return ingest_segments(jobs, config.workers)
+    return ingest_segments(jobs, config.workers, config.dask_scheduler, config.task_retries)
 
 
 def build_ingestion_report(
