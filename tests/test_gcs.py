@@ -7,7 +7,6 @@ it through STORAGE_EMULATOR_HOST with anonymous credentials.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 
+from tests.projects import make_project
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
 from waymo_unet.data.waymo import CAMERA_IMAGE
 
-PROJECT = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX = "waymo-test", "copy/v2"
 PARAMS = {"ingestion": {"height": 24, "width": 36, "workers": 2}}
 
@@ -60,18 +59,6 @@ def bucket_with_sample(emulated_gcs, synthetic_sample) -> str:
         emulated_gcs.put(str(path), f"{BUCKET}/{PREFIX}/{path.relative_to(synthetic_sample)}")
     emulated_gcs.invalidate_cache()  # the Kedro run reuses this filesystem instance
     return f"gs://{BUCKET}/{PREFIX}"
-
-
-def make_project(root: Path, raw: Path | None) -> Path:
-    """A copy of the project's conf; local raw data from ``raw``, or none (read from GCS)."""
-    shutil.copy(PROJECT / "pyproject.toml", root)
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "conf" / "local" / "credentials.yml").write_text("gcs:\n  token: anon\n")
-    (root / "src").mkdir()
-    if raw is not None:
-        shutil.copytree(raw, root / "data" / "01_raw")
-    return root
 
 
 def run_data_pipelines(project: Path, env: str | None, params: dict) -> None:

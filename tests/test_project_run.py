@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,18 +10,13 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.projects import make_project
 
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """The project's conf and embedded raw sample in a scratch folder, so outputs land there."""
-    shutil.copy(PROJECT / "pyproject.toml", tmp_path)
-    shutil.copytree(PROJECT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "src").mkdir()  # the package itself is installed; Kedro wants the folder
-    shutil.copytree(PROJECT / "data" / "01_raw", tmp_path / "data" / "01_raw")
-    return tmp_path
+    return make_project(tmp_path)
 
 
 TINY = {

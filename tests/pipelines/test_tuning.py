@@ -7,7 +7,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tests.tiny_shards import LABEL_CATALOG
-from waymo_unet.datasets import CheckpointStoreDataset, OptionalJSONDataset, StudyStoreDataset
+from waymo_unet.datasets import (
+    CheckpointStoreDataset,
+    OptionalJSONDataset,
+    SegmentationModelDataset,
+    StudyStoreDataset,
+)
 from waymo_unet.pipelines import training, tuning
 
 TRAINING = {
@@ -42,7 +47,8 @@ def catalog(tiny_shards, tmp_path) -> DataCatalog:
             "model_input_tuned_hyperparameters": OptionalJSONDataset(
                 filepath=str(tmp_path / "best.json")
             ),
-            "models_segmentation_model": MemoryDataset(copy_mode="assign"),
+            "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
+            "models_deployed_model": MemoryDataset(copy_mode="assign"),
             "params:training": MemoryDataset(TRAINING),
             "params:tuning": MemoryDataset(TUNING),
         }

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.preprocessing import to_model_input
+from waymo_unet.training.distributed import ShardSampler
 
 
 class ShardDataset(Dataset):
@@ -114,13 +115,16 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """A DataLoader whose order depends only on (seed, epoch): call ``sampler.set_epoch``.
+    """A DataLoader of this rank's share; training order depends only on (seed, epoch).
 
-    A ``DistributedSampler`` serves a single process too (world size 1), so a run with
-    one process and one with many shuffle the same way.
+    Training uses a ``DistributedSampler`` in a single process too (world size 1), so
+    one process and many shuffle alike: call ``sampler.set_epoch`` every epoch.
+    Evaluation takes every ``world_size``-th item, so no item is counted twice.
     """
-    sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=False
+    sampler = (
+        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        if train
+        else ShardSampler(len(dataset), rank, world_size)
     )
     return DataLoader(
         dataset,

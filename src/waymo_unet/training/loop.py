@@ -124,6 +124,8 @@ def train_one_epoch(
         "images_per_s": images_seen / seconds if seconds else 0.0,
         "train_seconds": seconds,
         "lr": optimisation.optimizer.param_groups[0]["lr"],
+        "batches": batches,
+        "images": images_seen,
     }
 
 
@@ -138,6 +140,7 @@ class Evaluation:
     loss: float
     cross_entropy: float
     confusion: ConfusionMatrix
+    batches: int
 
 
 @torch.inference_mode()
@@ -163,5 +166,5 @@ def evaluate(
         total_ce += F.cross_entropy(logits.float(), targets, ignore_index=ignore_index)
         confusion.update(logits.argmax(dim=1), targets)
         batches += 1
-    batches = max(batches, 1)
-    return Evaluation(total_loss.item() / batches, total_ce.item() / batches, confusion)
+    count = max(batches, 1)
+    return Evaluation(total_loss.item() / count, total_ce.item() / count, confusion, batches)

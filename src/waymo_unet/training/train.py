@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
 
 from waymo_unet.data.parallel import available_cores
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import AugmentConfig, make_loader
+from waymo_unet.training.distributed import DistributedContext, all_reduce_sum
 from waymo_unet.training.loop import (
     BatchSettings,
+    Evaluation,
     Optimisation,
     evaluate,
     make_optimizer,
@@ -43,7 +47,7 @@ EpochCallback = Callable[[dict[str, float]], None]
 """Called with each epoch's history record; raising stops the run (e.g. Optuna pruning)."""
 
 # Settings that change how fast a run goes, not what it computes.
-_RUNTIME_ONLY = ("num_workers", "log_every", "retrain", "device", "compile")
+_RUNTIME_ONLY = ("num_workers", "log_every", "retrain", "device", "compile", "sync_batchnorm")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class TrainConfig:
     )
     channels_last: bool | None = None  # None: when the precision is mixed
     compile: bool = False
+    sync_batchnorm: bool = True  # under DDP on GPUs: batch statistics of the global batch
     device: str = "auto"
     seed: int = 0
     num_workers: int | None = None  # None: one per core, at most 4
@@ -113,6 +118,20 @@ def run_fingerprint(config: TrainConfig, unet: UNetConfig, data_signature: dict[
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
+@dataclass
+class _Run:
+    """Everything one training run works with, built once by ``_build_run``."""
+
+    model: nn.Module  # the plain network: checkpoints and evaluation use it
+    runnable: nn.Module  # what training calls: DDP- and/or compile-wrapped
+    train_loader: DataLoader
+    val_loader: DataLoader
+    optimisation: Optimisation
+    loss_fn: SegmentationLoss
+    settings: BatchSettings
+    fingerprint: str
+
+
 def train_model(
     config: TrainConfig,
     unet: UNetConfig,
@@ -122,27 +141,102 @@ def train_model(
     ignore_index: int = 255,
     checkpoints: CheckpointStore | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
-    """Train a U-Net, evaluating on ``val_data`` after every epoch; resumes from a checkpoint."""
+    """Train a U-Net, evaluating on ``val_data`` after every epoch; resumes from a checkpoint.
+
+    Under DDP (``distributed``) every rank calls this: ``config.batch_size`` is the
+    global batch, split evenly over the ranks, so the learning rate needs no change;
+    losses and confusion matrices are summed over ranks; only rank 0 saves checkpoints.
+    """
     torch.manual_seed(config.seed)
+    run = _build_run(config, unet, train_data, val_data, class_weights, ignore_index, distributed)
+    history = _resume(run, checkpoints, config.retrain)
+    _log_start(run, config, history, len(train_data), len(val_data), distributed)
+    confusion = None
+    for epoch in range(len(history), config.epochs):
+        record, confusion = _run_epoch(epoch, run, config, unet)
+        history.append(record)
+        if checkpoints is not None and (distributed is None or distributed.is_main):
+            checkpoints.save(_checkpoint(run, history, config, unet))
+        for callback in callbacks:
+            callback(record)
+    if confusion is None:  # a finished run, restored: measure it again
+        confusion = _evaluate(run, unet.num_classes).confusion
+    if distributed is not None:
+        dist.barrier()  # rank 0's last checkpoint is complete before anyone returns
+    run.model.eval()
+    return TrainResult(
+        run.model, history, confusion.compute(), majority_class_metrics(confusion.matrix)
+    )
+
+
+def _build_run(
+    config: TrainConfig,
+    unet: UNetConfig,
+    train_data: Dataset,
+    val_data: Dataset,
+    class_weights: Sequence[float] | None,
+    ignore_index: int,
+    distributed: DistributedContext | None,
+) -> _Run:
+    rank, world = (distributed.rank, distributed.world_size) if distributed else (0, 1)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by {world} ranks")
     device = resolve_device(config.device)
+    device = distributed.device(device) if distributed else device
     precision = choose_precision(config.precision, device)
     channels_last = (
         config.channels_last if config.channels_last is not None else precision.dtype is not None
     )
+    model = build_unet(unet)
+    if distributed and config.sync_batchnorm and device.type == "cuda":
+        # torch's SyncBatchNorm runs on GPUs only: CPU ranks keep per-rank statistics.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else None)
     workers = config.num_workers if config.num_workers is not None else min(4, available_cores())
-    model = build_unet(unet).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_loader = make_loader(
-        train_data, config.batch_size, True, config.seed, workers, device.type == "cuda"
+    loaders = [
+        make_loader(
+            data,
+            config.batch_size // world,
+            train,
+            config.seed,
+            workers,
+            device.type == "cuda",
+            rank,
+            world,
+        )
+        for data, train in ((train_data, True), (val_data, False))
+    ]
+    optimisation = _optimisation(model, config, device, len(loaders[0]), precision)
+    weights = None
+    if class_weights is not None and config.class_weight_power:
+        weights = torch.tensor(class_weights, dtype=torch.float32) ** config.class_weight_power
+    runnable = model
+    if distributed:
+        runnable = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    runnable = torch.compile(runnable) if config.compile else runnable
+    signature = {"train": len(train_data), "val": len(val_data), "weights": class_weights}
+    return _Run(
+        model=model,
+        runnable=runnable,
+        train_loader=loaders[0],
+        val_loader=loaders[1],
+        optimisation=optimisation,
+        loss_fn=SegmentationLoss(weights, ignore_index, config.dice_weight).to(device),
+        settings=BatchSettings(device, precision, channels_last, config.augment, config.log_every),
+        fingerprint=run_fingerprint(config, unet, signature),
     )
-    val_loader = make_loader(
-        val_data, config.batch_size, False, config.seed, workers, device.type == "cuda"
-    )
-    steps_per_epoch = math.ceil(len(train_loader) / config.accumulation_steps)
+
+
+def _optimisation(
+    model: nn.Module, config: TrainConfig, device: torch.device, batches: int, precision
+) -> Optimisation:
+    steps_per_epoch = math.ceil(batches / config.accumulation_steps)
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay, device)
-    optimisation = Optimisation(
+    return Optimisation(
         optimizer=optimizer,
         scheduler=warmup_cosine(
             optimizer,
@@ -154,85 +248,76 @@ def train_model(
         grad_clip=config.grad_clip,
         accumulation_steps=config.accumulation_steps,
     )
-    weights = None
-    if class_weights is not None and config.class_weight_power:
-        weights = torch.tensor(class_weights, dtype=torch.float32) ** config.class_weight_power
-    loss_fn = SegmentationLoss(weights, ignore_index, config.dice_weight).to(device)
-    fingerprint = run_fingerprint(
-        config, unet, {"train": len(train_data), "val": len(val_data), "weights": class_weights}
-    )
-    history = _resume(model, optimisation, checkpoints, fingerprint, config.retrain)
-    settings = BatchSettings(device, precision, channels_last, config.augment, config.log_every)
-    runnable = torch.compile(model) if config.compile else model
+
+
+def _log_start(run, config, history, train_items, val_items, distributed) -> None:
     if len(history) >= config.epochs:
         logger.info(
             "The run already finished its %d epoch(s): set retrain to redo it", len(history)
         )
-    else:
-        logger.info(
-            "Training on %s (%s%s): %d train / %d val images, epochs %d to %d",
-            device,
-            precision.name,
-            ", channels_last" if channels_last else "",
-            len(train_data),
-            len(val_data),
-            len(history) + 1,
-            config.epochs,
-        )
-    confusion = None
-    for epoch in range(len(history), config.epochs):
-        record, confusion = _run_epoch(
-            epoch, runnable, train_loader, val_loader, loss_fn, optimisation, settings, config, unet
-        )
-        history.append(record)
-        if checkpoints is not None:
-            checkpoints.save(_checkpoint(model, optimisation, history, fingerprint, config, unet))
-        for callback in callbacks:
-            callback(record)
-    if confusion is None:  # a finished run, restored: measure it again
-        evaluation = evaluate(model, val_loader, loss_fn, settings, unet.num_classes, ignore_index)
-        confusion = evaluation.confusion
-    model.eval()
-    return TrainResult(
-        model, history, confusion.compute(), majority_class_metrics(confusion.matrix)
+        return
+    logger.info(
+        "Training on %s%s (%s%s): %d train / %d val images, epochs %d to %d",
+        run.settings.device,
+        f" x {distributed.world_size} ranks" if distributed else "",
+        run.settings.precision.name,
+        ", channels_last" if run.settings.channels_last else "",
+        train_items,
+        val_items,
+        len(history) + 1,
+        config.epochs,
     )
+
+
+def _evaluate(run: _Run, num_classes: int) -> Evaluation:
+    """Evaluate this rank's share with the plain network, then sum over ranks."""
+    evaluation = evaluate(
+        run.model, run.val_loader, run.loss_fn, run.settings, num_classes, run.loss_fn.ignore_index
+    )
+    loss, cross_entropy, batches = all_reduce_sum(
+        [
+            evaluation.loss * evaluation.batches,
+            evaluation.cross_entropy * evaluation.batches,
+            evaluation.batches,
+        ],
+        run.settings.device,
+    )
+    evaluation.confusion.all_reduce()
+    count = max(batches, 1)
+    return Evaluation(loss / count, cross_entropy / count, evaluation.confusion, int(batches))
 
 
 def _run_epoch(
-    epoch: int,
-    model: nn.Module,
-    train_loader,
-    val_loader,
-    loss_fn: nn.Module,
-    optimisation: Optimisation,
-    settings: BatchSettings,
-    config: TrainConfig,
-    unet: UNetConfig,
+    epoch: int, run: _Run, config: TrainConfig, unet: UNetConfig
 ) -> tuple[dict[str, float], ConfusionMatrix]:
     """Train and evaluate once; the history record and the validation confusion matrix."""
     start = time.perf_counter()
-    train_loader.sampler.set_epoch(epoch)
+    run.train_loader.sampler.set_epoch(epoch)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    if settings.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(settings.device)
-    stats = train_one_epoch(model, train_loader, loss_fn, optimisation, settings, generator)
-    evaluation = evaluate(
-        model, val_loader, loss_fn, settings, unet.num_classes, loss_fn.ignore_index
+    device = run.settings.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stats = train_one_epoch(
+        run.runnable, run.train_loader, run.loss_fn, run.optimisation, run.settings, generator
     )
+    loss_sum, batches, images = all_reduce_sum(
+        [stats["train_loss"] * stats["batches"], stats["batches"], stats["images"]], device
+    )
+    evaluation = _evaluate(run, unet.num_classes)
     metrics = evaluation.confusion.compute()
     record = {
         "epoch": epoch + 1,
-        "train_loss": stats["train_loss"],
+        "train_loss": loss_sum / max(batches, 1),
         "val_loss": evaluation.loss,
         "val_cross_entropy": evaluation.cross_entropy,
         "mean_iou": metrics.mean_iou,
         "pixel_accuracy": metrics.pixel_accuracy,
         "lr": stats["lr"],
-        "images_per_s": stats["images_per_s"],
+        "images_per_s": images / stats["train_seconds"] if stats["train_seconds"] else 0.0,
         "seconds": time.perf_counter() - start,
     }
-    if settings.device.type == "cuda":
-        record["peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
+    if device.type == "cuda":
+        record["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     logger.info(
         "epoch %d/%d: train loss %.4f, val loss %.4f, mIoU %.3f, pixel acc %.3f, %.1f images/s",
         epoch + 1,
@@ -247,20 +332,15 @@ def _run_epoch(
 
 
 def _checkpoint(
-    model: nn.Module,
-    optimisation: Optimisation,
-    history: list[dict[str, float]],
-    fingerprint: str,
-    config: TrainConfig,
-    unet: UNetConfig,
+    run: _Run, history: list[dict[str, float]], config: TrainConfig, unet: UNetConfig
 ) -> dict[str, Any]:
     return {
-        "fingerprint": fingerprint,
+        "fingerprint": run.fingerprint,
         "epoch": len(history),
-        "model": model.state_dict(),
-        "optimizer": optimisation.optimizer.state_dict(),
-        "scheduler": optimisation.scheduler.state_dict(),
-        "scaler": optimisation.scaler.state_dict(),
+        "model": run.model.state_dict(),
+        "optimizer": run.optimisation.optimizer.state_dict(),
+        "scheduler": run.optimisation.scheduler.state_dict(),
+        "scaler": run.optimisation.scaler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history,
@@ -270,26 +350,22 @@ def _checkpoint(
 
 
 def _resume(
-    model: nn.Module,
-    optimisation: Optimisation,
-    checkpoints: CheckpointStore | None,
-    fingerprint: str,
-    retrain: bool,
+    run: _Run, checkpoints: CheckpointStore | None, retrain: bool
 ) -> list[dict[str, float]]:
     """Restore the last checkpoint of the same run; returns the history so far."""
     checkpoint = checkpoints.load() if checkpoints is not None and not retrain else None
     if checkpoint is None:
         return []
-    if checkpoint["fingerprint"] != fingerprint:
+    if checkpoint["fingerprint"] != run.fingerprint:
         logger.warning(
             "Checkpoint %s is of another run (settings or data changed): training from scratch",
             checkpoints.path,
         )
         return []
-    model.load_state_dict(checkpoint["model"])
-    optimisation.optimizer.load_state_dict(checkpoint["optimizer"])
-    optimisation.scheduler.load_state_dict(checkpoint["scheduler"])
-    optimisation.scaler.load_state_dict(checkpoint["scaler"])
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimisation.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.optimisation.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.optimisation.scaler.load_state_dict(checkpoint["scaler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     if checkpoint["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])

@@ -14,7 +14,8 @@ from waymo_unet.models.export import DeployedModel, deployment_manifest, export_
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
-from waymo_unet.training.train import TrainConfig, TrainResult, train_model
+from waymo_unet.training.job import TrainingJob, run_training
+from waymo_unet.training.train import TrainConfig, TrainResult
 from waymo_unet.tuning.search_space import apply_hyperparameters
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,38 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
     return apply_hyperparameters(params, tuned["hyperparameters"])
 
 
+def training_job(
+    shard_store: ShardStore,
+    shard_index: pd.DataFrame,
+    label_catalog: dict[str, Any],
+    tuned_hyperparameters: dict[str, Any],
+    checkpoints: CheckpointStore,
+    params: dict[str, Any],
+) -> TrainingJob:
+    """The run the ``training`` parameters (and the best tuning trial) describe."""
+    params = with_tuned_hyperparameters(params, tuned_hyperparameters)
+    lut = id_to_index_lut(label_catalog)
+    return TrainingJob(
+        config=TrainConfig.from_params(params["train"]),
+        unet=UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]}),
+        train_data=ShardDataset(shard_store, shard_index, params["train_split"], lut),
+        val_data=ShardDataset(shard_store, shard_index, params["val_split"], lut),
+        class_weights=[c["weight"] for c in label_catalog["classes"]],
+        ignore_index=label_catalog["ignore_index"],
+        checkpoints=checkpoints,
+    )
+
+
+def training_outputs(
+    job: TrainingJob, result: TrainResult, label_catalog: dict[str, Any]
+) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """The model packaged for inference, the history, per-class IoU and the summary."""
+    image_size = tuple(job.train_data[0][0].shape[:2])
+    model = SegmentationModel(result.model.cpu(), job.unet, label_catalog["classes"], image_size)
+    history = pd.DataFrame(result.history)
+    return model, history, class_iou_table(result, label_catalog), summary(result)
+
+
 def train_segmentation_model(
     shard_store: ShardStore,
     shard_index: pd.DataFrame,
@@ -42,30 +75,12 @@ def train_segmentation_model(
     checkpoints: CheckpointStore,
     params: dict[str, Any],
 ) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Train (or resume, or reuse a finished run) and package the model for inference."""
-    params = with_tuned_hyperparameters(params, tuned_hyperparameters)
-    lut = id_to_index_lut(label_catalog)
-    train_data = ShardDataset(shard_store, shard_index, params["train_split"], lut)
-    val_data = ShardDataset(shard_store, shard_index, params["val_split"], lut)
-    unet = UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]})
-    weights = [c["weight"] for c in label_catalog["classes"]]
-    result = train_model(
-        TrainConfig.from_params(params["train"]),
-        unet,
-        train_data,
-        val_data,
-        class_weights=weights,
-        ignore_index=label_catalog["ignore_index"],
-        checkpoints=checkpoints,
+    """Train (or resume, or reuse a finished run), on ``nproc_per_node`` DDP ranks if > 1."""
+    job = training_job(
+        shard_store, shard_index, label_catalog, tuned_hyperparameters, checkpoints, params
     )
-    image_size = tuple(train_data[0][0].shape[:2])
-    model = SegmentationModel(result.model.cpu(), unet, label_catalog["classes"], image_size)
-    return (
-        model,
-        pd.DataFrame(result.history),
-        class_iou_table(result, label_catalog),
-        summary(result),
-    )
+    result = run_training(job, params.get("nproc_per_node", 1))
+    return training_outputs(job, result, label_catalog)
 
 
 def class_iou_table(result: TrainResult, label_catalog: dict[str, Any]) -> pd.DataFrame:

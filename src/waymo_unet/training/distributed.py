@@ -1,0 +1,123 @@
+"""torch.distributed plumbing: process groups, launching ranks, reducing numbers.
+
+The same ``train_model`` runs in one process or in every rank of a DDP job. A Kedro
+node launches the ranks itself (``launch``), so Kedro runs each node once; ``torchrun``
+starts them for multi-machine jobs and ``context_from_environment`` picks them up.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data import Sampler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """This process's place in a DDP job."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, requested: torch.device) -> torch.device:
+        """One GPU per rank on CUDA; the CPU is shared."""
+        return torch.device("cuda", self.local_rank) if requested.type == "cuda" else requested
+
+
+def context_from_environment() -> DistributedContext | None:
+    """Join the process group described by torchrun's variables; None when not under one."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size < 2:
+        return None
+    context = DistributedContext(
+        int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0"))
+    )
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(context.local_rank)
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+    logger.info("Rank %d of %d (%s)", context.rank, world_size, dist.get_backend())
+    return context
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(function: Callable[..., None], nprocs: int, args: Sequence[Any]) -> None:
+    """Run ``function(*args)`` in ``nprocs`` new processes forming one process group.
+
+    Like torchrun on one machine, but from inside a running program: the ranks are
+    spawned (a clean interpreter each) and ``function`` finds its rank through
+    ``context_from_environment``. An exception in any rank is raised here.
+    """
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    mp.start_processes(
+        _run_rank,
+        args=(nprocs, environment, function, tuple(args)),
+        nprocs=nprocs,
+        start_method="spawn",
+    )
+
+
+def _run_rank(
+    rank: int,
+    world_size: int,
+    environment: dict[str, str],
+    function: Callable[..., None],
+    args: tuple[Any, ...],
+) -> None:
+    os.environ.update(environment, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    try:
+        function(*args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (as given when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+class ShardSampler(Sampler[int]):
+    """Every ``world_size``-th item from ``rank``, in order, without padding.
+
+    For evaluation: unlike ``DistributedSampler`` it repeats no item, so summed
+    confusion matrices count every validation pixel exactly once.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = range(rank, length, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The order never changes; here to match DistributedSampler."""
