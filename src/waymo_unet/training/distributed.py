@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import Sampler
 
+from waymo_unet.data.parallel import available_cores
+
 logger = logging.getLogger(__name__)
 
 
@@ -87,6 +89,13 @@ def _run_rank(
     args: tuple[Any, ...],
 ) -> None:
     os.environ.update(environment, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    # A spawned rank starts with no logging set up: rank 0 reports progress, others warn.
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"[rank {rank}] %(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not torch.cuda.is_available():  # the ranks share the cores: do not oversubscribe
+        torch.set_num_threads(max(1, available_cores() // world_size))
     try:
         function(*args)
     finally:
