@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import fsspec
 from kedro.io import AbstractDataset
+from kedro_datasets._typing import ImagePreview
 
 from waymo_unet.reporting.charts import AnyChart, chart_html, spec_png_bytes
 
@@ -50,6 +52,11 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
         for kind, content in contents.items():
             with self._fs.open(self._path(kind), "wb") as file:
                 file.write(content)
+
+    def preview(self) -> ImagePreview:
+        """The PNG, base64-encoded: kedro-viz takes the preview kind from the return annotation."""
+        with self._fs.open(self._path("png"), "rb") as file:
+            return ImagePreview(base64.b64encode(file.read()).decode("ascii"))
 
     def _exists(self) -> bool:
         return self._fs.exists(self._path("vl.json"))

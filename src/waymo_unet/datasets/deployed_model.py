@@ -8,6 +8,7 @@ from typing import Any
 import fsspec
 import torch
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import JSONPreview
 
 from waymo_unet.models.export import DeployedModel
 
@@ -44,6 +45,11 @@ class DeployedModelDataset(AbstractDataset[DeployedModel, DeployedModel]):
             torch.export.save(data.program, file)
         with self._fs.open(f"{self._root}/{MANIFEST}", "w") as file:
             json.dump(data.manifest, file, indent=1)
+
+    def preview(self) -> JSONPreview:
+        """The manifest (input, output, classes) for kedro-viz, without loading the program."""
+        with self._fs.open(f"{self._root}/{MANIFEST}", "r") as file:
+            return JSONPreview(file.read())
 
     def _exists(self) -> bool:
         return self._fs.exists(f"{self._root}/{MANIFEST}")

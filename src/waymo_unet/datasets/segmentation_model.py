@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
 import torch
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import JSONPreview
 
 from waymo_unet.models.bundle import SegmentationModel
 
@@ -46,6 +48,14 @@ class SegmentationModelDataset(AbstractDataset[SegmentationModel, SegmentationMo
         with fs.open(f"{path}.tmp", "wb") as file:
             torch.save(data.to_checkpoint(), file)
         fs.mv(f"{path}.tmp", path)
+
+    def preview(self) -> JSONPreview:
+        """Everything but the weights (config, classes, input settings) for kedro-viz."""
+        with fsspec.open(self._filepath, "rb", **self._storage_options) as file:
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        weights = checkpoint.pop("state_dict")
+        checkpoint["parameter_count"] = sum(tensor.numel() for tensor in weights.values())
+        return JSONPreview(json.dumps(checkpoint))
 
     def _exists(self) -> bool:
         fs, path = fsspec.core.url_to_fs(self._filepath, **self._storage_options)
