@@ -1,4 +1,8 @@
-"""What a benchmark ran on: CPU model, cores, memory, torch version, accelerator."""
+"""What a benchmark ran on: CPU model, cores, load, memory, torch version, accelerator.
+
+torch is imported inside the functions that need it: process-pool workers spawned by a
+benchmark re-import the main module and what it imports, and need no torch.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,19 @@ import os
 import platform
 from datetime import UTC, datetime
 
-import torch
-
 from waymo_unet.data.parallel import available_cores
-from waymo_unet.training.precision import cpu_has_native_bf16
+
+# Dense (no sparsity) bf16/fp16 tensor-core peak, TFLOP/s, by a substring of the GPU's
+# name; the first match wins, so more specific names come first.
+GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756.0),
+    ("H200", 989.0),
+    ("H100", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("T4", 65.0),
+)
 
 
 def cpu_model() -> str:
@@ -23,13 +36,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> float | None:
+    """The 1-minute load average: other work on the machine skews every rate measured."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """Dense bf16/fp16 peak of a GPU by name, or None when it is not in the table."""
+    for fragment, peak in GPU_PEAK_TFLOPS:
+        if fragment.lower() in device_name.lower():
+            return peak
+    return None
+
+
 def describe_machine() -> dict[str, object]:
     """A flat description printed above every benchmark table and stored with its JSON."""
+    import torch
+
+    from waymo_unet.training.precision import cpu_has_native_bf16
+
     machine: dict[str, object] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "cores": available_cores(),
         "logical_cpus": os.cpu_count(),
+        "load_average_1m": load_average(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -40,6 +74,7 @@ def describe_machine() -> dict[str, object]:
         properties = torch.cuda.get_device_properties(0)
         machine["device"] = properties.name
         machine["gpu_memory_gib"] = round(properties.total_memory / 2**30, 1)
+        machine["gpu_peak_tflops"] = peak_tflops(properties.name) or "unknown"
         machine["cuda"] = torch.version.cuda
     return machine
 
@@ -49,7 +84,7 @@ def format_table(rows: list[dict[str, object]], columns: list[str]) -> str:
 
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return f"{value:,.2f}"
+            return f"{value:,.2f}" if value == 0 or abs(value) >= 1 else f"{value:.3g}"
         return str(value)
 
     cells = [[cell(row.get(column, "")) for column in columns] for row in rows]

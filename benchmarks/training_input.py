@@ -1,0 +1,238 @@
+"""Training input: images/s the DataLoader delivers, from shards or decoding parquet per item.
+
+The project decodes once (ingestion) and trains from memory-mapped uint8 shards
+(``ShardDataset`` + ``make_loader``, batches normalised and augmented by
+``prepare_batch``). A notebook that decodes every epoch instead reads each item's row
+from parquet (decompressing the row group that holds it) and decodes the JPEG and PNG at
+full size with PIL, or holds the encoded bytes in memory and decodes them. No model runs
+here: this is the rate the input side can feed a model at.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from benchmarks.ingestion import ProjectRun, naive_decode_pair
+from benchmarks.input_data import SPLIT, BenchmarkInput
+from waymo_unet.data.ingest import SegmentResult, match_rows
+from waymo_unet.data.parallel import available_cores
+from waymo_unet.data.parquet import ComponentFile, ParquetSource
+from waymo_unet.data.results import shard_index
+from waymo_unet.data.waymo import (
+    CAMERA_IMAGE,
+    CAMERA_SEGMENTATION,
+    IMAGE_COLUMN,
+    PANOPTIC_DIVISOR_COLUMN,
+    PANOPTIC_LABEL_COLUMN,
+    CameraName,
+)
+from waymo_unet.training.data import AugmentConfig, ShardDataset, make_loader, prepare_batch
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ["source", "workers", "batch", "images", "seconds", "images_per_s", "speedup"]
+
+
+def training_lut(num_classes: int = 28) -> np.ndarray:
+    """Waymo ids 1..num_classes to training indices 0..num_classes-1; the rest ignored (255)."""
+    lut = np.full(256, 255, np.uint8)
+    lut[1 : num_classes + 1] = np.arange(num_classes, dtype=np.uint8)
+    return lut
+
+
+@dataclass(frozen=True)
+class RowLocation:
+    """Where one labelled pair's rows are: file, row group and row within it, per side."""
+
+    image_path: str
+    image_group: int
+    image_row: int
+    label_path: str
+    label_group: int
+    label_row: int
+
+
+def pair_locations(data: BenchmarkInput) -> list[RowLocation]:
+    """Every labelled pair of the input, found the project's way (key columns, then join)."""
+    locations = []
+    cameras = tuple(int(c) for c in CameraName)
+    for segment in data.segments:
+        with (
+            ComponentFile(ParquetSource(segment.image_path), CAMERA_IMAGE) as images,
+            ComponentFile(ParquetSource(segment.label_path), CAMERA_SEGMENTATION) as labels,
+        ):
+            pairs = match_rows(images, labels, cameras, SegmentResult(SPLIT, segment.segment))
+        locations += [
+            RowLocation(
+                segment.image_path,
+                int(p.row_group_image),
+                int(p.row_in_group_image),
+                segment.label_path,
+                int(p.row_group_label),
+                int(p.row_in_group_label),
+            )
+            for p in pairs.itertuples(index=False)
+        ]
+    return locations
+
+
+class ParquetRowDataset(Dataset):
+    """Each item reads its image and label rows from parquet and decodes them with PIL.
+
+    Reading one row decompresses its whole row group (of the one column needed): that
+    is what reading a row of a BROTLI parquet file costs. Files stay open per worker.
+    """
+
+    def __init__(
+        self, locations: list[RowLocation], height: int, width: int, lut: np.ndarray
+    ) -> None:
+        self.locations, self.height, self.width, self.lut = locations, height, width, lut
+        self._files: dict[str, pq.ParquetFile] = {}
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def _file(self, path: str) -> pq.ParquetFile:
+        if path not in self._files:
+            self._files[path] = pq.ParquetFile(path)
+        return self._files[path]
+
+    def encoded(self, position: int) -> tuple[bytes, bytes, int]:
+        """The JPEG bytes, PNG bytes and divisor of one item, read from parquet."""
+        where = self.locations[position]
+        images = self._file(where.image_path).read_row_group(
+            where.image_group, columns=[IMAGE_COLUMN]
+        )
+        labels = self._file(where.label_path).read_row_group(
+            where.label_group, columns=[PANOPTIC_LABEL_COLUMN, PANOPTIC_DIVISOR_COLUMN]
+        )
+        return (
+            images[IMAGE_COLUMN][where.image_row].as_py(),
+            labels[PANOPTIC_LABEL_COLUMN][where.label_row].as_py(),
+            labels[PANOPTIC_DIVISOR_COLUMN][where.label_row].as_py(),
+        )
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = naive_decode_pair(*self.encoded(position), self.height, self.width)
+        return torch.from_numpy(image.copy()), torch.from_numpy(self.lut[label])
+
+    def close(self) -> None:
+        """Forget the open files (they close when collected)."""
+        self._files.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_files": {}}
+
+
+class EncodedPairDataset(Dataset):
+    """Encoded pairs held in memory, decoded with PIL on every access (every epoch)."""
+
+    def __init__(
+        self, pairs: list[tuple[bytes, bytes, int]], height: int, width: int, lut: np.ndarray
+    ) -> None:
+        self.pairs, self.height, self.width, self.lut = pairs, height, width, lut
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = naive_decode_pair(*self.pairs[position], self.height, self.width)
+        return torch.from_numpy(image.copy()), torch.from_numpy(self.lut[label])
+
+
+Prepare = Callable[[torch.Tensor, torch.Tensor], object]
+
+
+def measure_loader(
+    loader: DataLoader, epochs: int, prepare: Prepare | None = None
+) -> dict[str, float]:
+    """Images/s over ``epochs`` passes, timed from the first batch (worker start-up left out)."""
+    images, start = 0, None
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        for batch_images, batch_labels in loader:
+            if prepare is not None:
+                prepare(batch_images, batch_labels)
+            if start is None:
+                start = time.perf_counter()
+                continue
+            images += len(batch_images)
+    seconds = time.perf_counter() - start if start is not None else 0.0
+    return {
+        "images": images,
+        "seconds": seconds,
+        "images_per_s": images / seconds if seconds else 0.0,
+    }
+
+
+def run_training_input_benchmark(
+    data: BenchmarkInput,
+    shards: ProjectRun,
+    batch_size: int,
+    shard_epochs: int,
+    decode_epochs: int = 1,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """DataLoader throughput of the shards against per-item parquet decoding, same size."""
+    height, width = _shard_size(shards)
+    workers = workers if workers is not None else min(4, available_cores())
+    lut = training_lut()
+    index = shard_index(shards.results)
+    locations = pair_locations(data)
+    from_parquet = ParquetRowDataset(locations, height, width, lut)
+    in_memory = EncodedPairDataset(
+        [from_parquet.encoded(i) for i in range(len(from_parquet))], height, width, lut
+    )
+    from_parquet.close()  # the loader's workers open their own files
+    augment, generator = AugmentConfig(), torch.Generator().manual_seed(0)
+    cpu = torch.device("cpu")
+
+    def prepare(images: torch.Tensor, labels: torch.Tensor) -> object:
+        return prepare_batch(images, labels, cpu, augment=augment, generator=generator)
+
+    cases: list[tuple[str, Dataset, int, Prepare | None]] = [
+        ("parquet row per item + PIL decode (notebook)", from_parquet, decode_epochs, None),
+        ("encoded bytes in memory + PIL decode", in_memory, decode_epochs, None),
+        (
+            "shards: ShardDataset + make_loader",
+            ShardDataset(shards.store, index, SPLIT, lut),
+            shard_epochs,
+            None,
+        ),
+        (
+            "shards + prepare_batch (augment, CPU)",
+            ShardDataset(shards.store, index, SPLIT, lut),
+            decode_epochs,
+            prepare,
+        ),
+    ]
+    rows = []
+    for name, dataset, epochs, prepare_fn in cases:
+        logger.info("Training input: %s", name)
+        loader = make_loader(dataset, batch_size, True, 0, workers, pin_memory=False)
+        rows.append(
+            {
+                "source": name,
+                "workers": workers,
+                "batch": batch_size,
+                **measure_loader(loader, epochs, prepare_fn),
+            }
+        )
+        del loader
+    for row in rows:
+        row["speedup"] = row["images_per_s"] / rows[0]["images_per_s"]
+    return {"size": [height, width], "items": len(index), "rows": rows}
+
+
+def _shard_size(run: ProjectRun) -> tuple[int, int]:
+    images, _ = run.store.open_segment(run.results[0].split, run.results[0].segment)
+    return int(images.shape[1]), int(images.shape[2])

@@ -1,0 +1,271 @@
+"""The benchmark sections on tiny sizes (never timing anything), and the row-group claim."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from benchmarks.__main__ import Profile, run
+from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
+from benchmarks.inference import run_inference_benchmark
+from benchmarks.ingestion import (
+    CountingFile,
+    CountingParquetSource,
+    bytes_logged,
+    new_log_dir,
+    project_ingest,
+    run_ingestion_benchmark,
+)
+from benchmarks.input_data import SPLIT, InputConfig, write_input
+from benchmarks.machine import peak_tflops
+from benchmarks.model_step import count_flops, run_model_step_benchmark
+from benchmarks.training_input import run_training_input_benchmark
+from tests import waymo_files as wf
+from waymo_unet.data.ingest import IngestionConfig, SegmentJob, decode_pair, ingest_segment
+from waymo_unet.data.shards import ShardStore
+from waymo_unet.data.waymo import (
+    CAMERA_IMAGE,
+    CAMERA_SEGMENTATION,
+    IMAGE_COLUMN,
+    KEY_CAMERA,
+    KEY_COLUMNS,
+    KEY_TIMESTAMP,
+    PANOPTIC_DIVISOR_COLUMN,
+    PANOPTIC_LABEL_COLUMN,
+)
+from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.precision import cpu_has_native_bf16
+
+TINY_INPUT = InputConfig(
+    segments=2,
+    frames_per_segment=12,
+    labelled_runs=1,
+    run_length=3,
+    frames_per_row_group=4,
+    distinct_frames=1,
+    front_size=(96, 64),
+    side_size=(96, 44),
+)
+TINY_UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_input(tmp_path_factory: pytest.TempPathFactory):
+    return write_input(tmp_path_factory.mktemp("benchmark_input"), TINY_INPUT, workers=1)
+
+
+def test_the_input_has_the_v2_layout_and_labelled_runs(tiny_input):
+    summary = tiny_input.summary()
+    assert summary["segments"] == 2
+    assert summary["image_rows"] == 2 * 12 * 5
+    assert summary["labelled_pairs"] == 2 * 3 * 5
+    assert summary["row_groups_per_file"] == 3
+    for segment in tiny_input.segments:
+        images = pq.ParquetFile(segment.image_path)
+        assert images.metadata.num_row_groups == 3
+        assert images.metadata.row_group(0).column(0).compression == "BROTLI"
+        assert Path(segment.image_path).parent.name == CAMERA_IMAGE
+        assert Path(segment.label_path).parent.name == CAMERA_SEGMENTATION
+        keys = images.read(columns=[KEY_TIMESTAMP]).column(0).to_pylist()
+        assert keys == sorted(keys)  # frames in time order
+        frames = segment.labelled_frames
+        assert list(frames) == list(range(frames[0], frames[0] + 3))  # one run
+        jpegs = images.read(columns=[IMAGE_COLUMN]).column(0).to_pylist()
+        assert len(set(jpegs)) == len(jpegs)  # reused frames are shifted: no equal bytes
+
+
+def test_a_second_call_reuses_the_input(tiny_input):
+    again = write_input(tiny_input.root, TINY_INPUT, workers=1)
+    assert again.reused
+    assert again.segments == tiny_input.segments
+
+
+def test_counting_file_counts_what_reads_return(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(1000))
+    log_dir = new_log_dir(tmp_path)
+    with CountingFile(open(path, "rb"), str(path), str(log_dir)) as file:
+        file.read(100)
+        file.readinto(bytearray(50))
+        file.seek(0)
+        file.read()
+    assert bytes_logged(log_dir) == {str(path): 1150}
+
+
+def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
+    """The issue's claim: the same pairs as reading whole files, from fewer bytes."""
+    height, width = 256, 384
+    images = [wf.image_row(f, c, height, width) for f in range(16) for c in (1, 2, 3)]
+    labels = [wf.label_row(f, c, height, width) for f in (4, 5) for c in (1, 2, 3)]
+    image_path, label_path = wf.write_segment(
+        tmp_path / "raw", images, labels, row_group_size=6
+    )  # 8 image row groups of 2 frames; the labelled frames 4 and 5 are all in the third
+    assert pq.ParquetFile(image_path).metadata.num_row_groups == 8
+    log_dir = new_log_dir(tmp_path)
+    job = SegmentJob(
+        SPLIT,
+        wf.SEGMENT,
+        CountingParquetSource(str(image_path), log_dir=str(log_dir)),
+        CountingParquetSource(str(label_path), log_dir=str(log_dir)),
+        ShardStore(str(tmp_path / "shards")),
+        IngestionConfig(64, 96, splits=(SPLIT,)),
+    )
+    result = ingest_segment(job)
+    selected_bytes = bytes_logged(log_dir)[str(image_path)]
+
+    whole_log = new_log_dir(tmp_path)
+    with CountingFile(open(image_path, "rb"), str(image_path), str(whole_log)) as file:
+        whole_images = pd.read_parquet(file)
+    whole_labels = pd.read_parquet(label_path)
+    pairs = whole_images.merge(whole_labels, on=list(KEY_COLUMNS)).sort_values(
+        [KEY_TIMESTAMP, KEY_CAMERA]
+    )
+    decoded = [
+        decode_pair(
+            row[IMAGE_COLUMN],
+            row[PANOPTIC_LABEL_COLUMN],
+            int(row[PANOPTIC_DIVISOR_COLUMN]),
+            64,
+            96,
+        )
+        for _, row in pairs.iterrows()
+    ]
+
+    assert [(i["timestamp"], i["camera"]) for i in result.items] == list(
+        zip(pairs[KEY_TIMESTAMP].tolist(), pairs[KEY_CAMERA].tolist(), strict=True)
+    )
+    shard_images, shard_labels = job.store.open_segment(SPLIT, wf.SEGMENT)
+    np.testing.assert_array_equal(shard_images, np.stack([d.image for d in decoded]))
+    np.testing.assert_array_equal(shard_labels, np.stack([d.label for d in decoded]))
+    file_size = image_path.stat().st_size
+    assert selected_bytes < file_size / 2
+    assert selected_bytes < bytes_logged(whole_log)[str(image_path)]
+
+
+def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path):
+    section, run_1 = run_ingestion_benchmark(tiny_input, 32, 48, (1, 2), tmp_path)
+    naive, one, two = section["rows"]
+    assert naive["pairs"] == one["pairs"] == two["pairs"] == tiny_input.labelled_pairs
+    assert naive["read_fraction"] >= 1.0  # whole files, footers read more than once
+    assert 0 < two["bytes_read"] == one["bytes_read"] < naive["bytes_read"]
+    assert section["agreement"]["pairs_matched"] == tiny_input.labelled_pairs
+    assert section["agreement"]["label_agreement"] == 1.0
+    assert (
+        section["image_row_groups"]["with_labelled_frames"] < section["image_row_groups"]["total"]
+    )
+    assert run_1.workers == 1
+
+
+def test_training_input_section_delivers_batches(tiny_input, tmp_path):
+    shards = project_ingest(tiny_input, 32, 48, 1, tmp_path)
+    section = run_training_input_benchmark(
+        tiny_input, shards, batch_size=4, shard_epochs=2, workers=0
+    )
+    assert section["size"] == [32, 48]
+    assert section["items"] == tiny_input.labelled_pairs
+    assert len(section["rows"]) == 4
+    for row in section["rows"]:
+        assert row["images"] > 0
+        assert row["images_per_s"] > 0
+
+
+def test_model_step_section_counts_flops_and_shrinks_emulated_bf16():
+    section = run_model_step_benchmark(
+        TINY_UNET, CPU, 2, 32, 48, 0, 1, emulated_bf16="shrink", shrunk_size=(16, 24)
+    )
+    rows = section["rows"]
+    assert [(r["precision"], r["channels_last"]) for r in rows[:2]] == [
+        ("fp32", False),
+        ("fp32", True),
+    ]
+    for row in rows:
+        assert row["images_per_s"] > 0
+        assert row["train_flop_per_image"] > 0
+        assert row["mfu"] == "n/a"  # no GPU peak on a CPU
+    if not cpu_has_native_bf16():  # emulated bf16 runs small, beside an fp32 baseline
+        assert {r["size"] for r in rows if r["precision"] == "bf16"} == {"16x24"}
+        assert any(r["precision"] == "fp32" and r["size"] == "16x24" for r in rows)
+    # FLOPs grow with the pixels (sizes that are multiples of 2 ** depth).
+    assert count_flops(TINY_UNET, 64, 96) == 4 * count_flops(TINY_UNET, 32, 48)
+    assert count_flops(TINY_UNET, 32, 48, backward=False) < count_flops(TINY_UNET, 32, 48)
+
+
+def test_gpu_peaks_match_by_name():
+    assert peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0
+    assert peak_tflops("Some Future GPU") is None
+
+
+def test_inference_section_checks_the_exported_logits():
+    section = run_inference_benchmark(TINY_UNET, 20, 28, 2, CPU, warmup=0, iterations=1)
+    assert section["passed"]
+    assert section["max_abs_logit_difference"] <= section["tolerance"]
+    assert section["argmax_agreement"] == 1.0
+    assert [r["model"] for r in section["rows"]] == [
+        "eager SegmentationModel",
+        "exported DeployedModel",
+    ]
+
+
+def test_estimate_adds_ingestion_and_epochs_and_names_the_bound():
+    counts = DatasetCounts()
+    rates = Rates("test", 100.0, 10.0, 30.0, 1000.0, notebook_input_images_per_s=5.0)
+    section = estimate_full_run(rates, epochs=2, counts=counts)
+    ingestion, train, evaluate, full = section["rows"][:4]
+    assert ingestion["seconds"] == pytest.approx(counts.pairs / 100)
+    assert train["seconds"] == pytest.approx(counts.train_images / 10)
+    assert evaluate["seconds"] == pytest.approx(counts.val_images / 30)
+    assert full["seconds"] == pytest.approx(
+        ingestion["seconds"] + 2 * (train["seconds"] + evaluate["seconds"])
+    )
+    assert section["bound_by"] == "training compute"
+    starved = estimate_full_run(Rates("test", 100.0, 10.0, 30.0, 5.0), epochs=2)
+    assert starved["rows"][1]["bound_by"] == "input pipeline"
+    assert section["rows"][4]["bound_by"] == "input pipeline"  # the notebook decodes per epoch
+    assert duration(90) == "1.5 min"
+    assert duration(3 * 86_400) == "3.0 d"
+
+
+def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, capsys):
+    profile = Profile(
+        "tiny",
+        TINY_INPUT,
+        height=32,
+        width=48,
+        workers=(1,),
+        loader_batch=4,
+        shard_epochs=1,
+        step_size=(32, 48),
+        step_steps=1,
+        step_warmup=0,
+        emulated_bf16="skip",
+        inference_size=(32, 48),
+        inference_warmup=0,
+        inference_iterations=1,
+        base_channels=4,
+        depth=2,
+        epochs=2,
+    )
+    results = run(profile, CPU, tmp_path, Path(tiny_input.root))
+    json.dumps(results, default=str)
+    assert set(results) >= {
+        "machine",
+        "input",
+        "ingestion",
+        "training_input",
+        "model_step",
+        "inference",
+        "estimate",
+    }
+    assert results["inference"]["passed"]
+    printed = capsys.readouterr().out
+    for title in ("1. Ingestion", "2. Training input", "3. Model step", "4. Inference", "5. Full"):
+        assert title in printed
