@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -54,14 +55,16 @@ def main(argv: list[str] | None = None) -> None:
         inputs = [catalog.load(name) for name in train.inputs]
         job = nodes.training_job(*inputs)
         result = job.run(context)
-        if context is not None and not context.is_main:
-            return
-        label_catalog = inputs[train.inputs.index("model_input_label_catalog")]
-        outputs = nodes.training_outputs(job, result, label_catalog)
-        for name, value in zip(train.outputs, outputs, strict=True):
-            catalog.save(name, value)
-        catalog.save(export.outputs[0], export.func(outputs[0]))
-        logger.info("Saved %s", ", ".join([*train.outputs, *export.outputs]))
+        if context is None or context.is_main:
+            label_catalog = inputs[train.inputs.index("model_input_label_catalog")]
+            outputs = nodes.training_outputs(job, result, label_catalog)
+            for name, value in zip(train.outputs, outputs, strict=True):
+                catalog.save(name, value)
+            catalog.save(export.outputs[0], export.func(outputs[0]))
+            logger.info("Saved %s", ", ".join([*train.outputs, *export.outputs]))
+    if context is not None:
+        dist.barrier()  # every rank leaves once rank 0 has saved
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ def _run_rank(
         torch.set_num_threads(max(1, available_cores() // world_size))
     try:
         function(*args)
+        if dist.is_initialized():
+            dist.barrier()  # leave together: gloo aborts a rank whose peer tears down early
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
