@@ -33,7 +33,7 @@ from waymo_unet.data.decode import (
     semantic_histogram,
 )
 from waymo_unet.data.parallel import map_unordered, resolve_workers
-from waymo_unet.data.parquet import INVALID_CAMERA, ComponentFile, ParquetSource
+from waymo_unet.data.parquet import INVALID_CAMERA, ComponentFile, ParquetSource, empty_keys
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -208,12 +208,6 @@ def _open(source: ParquetSource | None, component: str) -> ComponentFile | nullc
     return ComponentFile(source, component) if source is not None else nullcontext()
 
 
-def _empty_keys() -> pd.DataFrame:
-    return pd.DataFrame(
-        {name: pd.Series(dtype="int64") for name in (*KEYS, "row_group", "row_in_group")}
-    )
-
-
 def match_rows(
     image_file: ComponentFile | None,
     label_file: ComponentFile | None,
@@ -263,7 +257,7 @@ def _usable_keys(
 ) -> pd.DataFrame:
     """Keys of the rows worth joining; invalid and duplicated rows are quarantined."""
     if file is None:
-        return _empty_keys()
+        return empty_keys()
     keys = file.keys
     invalid = keys["camera"] == INVALID_CAMERA
     result.add_quarantine(file.source.path, keys[invalid], "unknown camera name")

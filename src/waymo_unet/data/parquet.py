@@ -101,7 +101,7 @@ class ComponentFile:
                     }
                 )
             )
-        return pd.concat(frames, ignore_index=True) if frames else _empty_keys()
+        return pd.concat(frames, ignore_index=True) if frames else empty_keys()
 
     def read_columns(self, row_group: int, columns: list[str]) -> pa.Table:
         """The given columns of one row group."""
@@ -118,7 +118,8 @@ def camera_ids(column: pa.ChunkedArray) -> np.ndarray:
     return np.array([lookup.get(n, INVALID_CAMERA) for n in names.to_pylist()], dtype=np.int64)
 
 
-def _empty_keys() -> pd.DataFrame:
+def empty_keys() -> pd.DataFrame:
+    """A key table with no rows, in the columns and dtypes of ``ComponentFile.keys``."""
     return pd.DataFrame(
         {
             name: np.array([], dtype=np.int64)
