@@ -156,6 +156,11 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
             f"({section['naive_decode_pairs_per_s']:.1f} pairs/s)",
             "steady_pairs_per_s leaves out the process pool's start-up (time inside "
             "ingest_segment, shared among the workers); speedup compares steady rates",
+            f"decoders alone (decode_pair on pairs already in memory, 1 core): "
+            f"{section['decode_only_pairs_per_s']:.1f} pairs/s, the ceiling of one worker "
+            f"here; 1 worker reaches "
+            f"{100 * section['single_worker_share_of_decode_only']:.0f}% of it (the rest is "
+            "reading, BROTLI and writing shards)",
             f"image row groups holding labelled frames: {groups['with_labelled_frames']} of "
             f"{groups['total']} (read_fraction follows from it)",
             f"same pairs as the baseline: {agreement['pairs_matched']}; labels equal on "

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from PIL import Image
 
 from benchmarks.input_data import SPLIT, BenchmarkInput
@@ -34,6 +35,7 @@ from waymo_unet.data.ingest import (
     IngestionConfig,
     SegmentResult,
     SourceTree,
+    decode_pair,
     ingest_segments,
     plan_segment_jobs,
 )
@@ -246,6 +248,41 @@ def project_ingest(
     return ProjectRun(workers, pairs, seconds, sum(bytes_logged(log_dir).values()), store, results)
 
 
+def labelled_pair_bytes(data: BenchmarkInput, limit: int) -> list[tuple[bytes, bytes, int]]:
+    """(JPEG, PNG, divisor) of up to ``limit`` labelled pairs, in segment order."""
+    pairs: list[tuple[bytes, bytes, int]] = []
+    for segment in data.segments:
+        if len(pairs) >= limit:
+            break
+        images = pq.read_table(segment.image_path, columns=[*KEY_COLUMNS, IMAGE_COLUMN])
+        labels = pq.read_table(
+            segment.label_path,
+            columns=[*KEY_COLUMNS, PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN],
+        )
+        joined = images.to_pandas().merge(labels.to_pandas(), on=list(KEY_COLUMNS))
+        columns = (IMAGE_COLUMN, PANOPTIC_LABEL_COLUMN, PANOPTIC_DIVISOR_COLUMN)
+        pairs.extend(
+            (jpeg, png, int(divisor))
+            for jpeg, png, divisor in zip(*(joined[c] for c in columns), strict=True)
+        )
+    return pairs[:limit]
+
+
+def decode_only_rate(data: BenchmarkInput, height: int, width: int, limit: int = 100) -> float:
+    """Pairs/s of ``decode_pair`` alone on one core: bytes in memory, no parquet, no shards.
+
+    The ceiling one ingestion worker could reach on this machine with these decoders.
+    """
+    pairs = labelled_pair_bytes(data, limit)
+    with opencv_threads(1):
+        decode_pair(*pairs[0], height, width)  # first call loads the codecs
+        start = time.perf_counter()
+        for jpeg, png, divisor in pairs:
+            decode_pair(jpeg, png, divisor, height, width)
+        seconds = time.perf_counter() - start
+    return len(pairs) / seconds if seconds else 0.0
+
+
 # Comparison ------------------------------------------------------------------------------
 
 
@@ -353,6 +390,7 @@ def run_ingestion_benchmark(
         row["speedup"] = row["steady_pairs_per_s"] / rows[0]["steady_pairs_per_s"]
     first = runs[0]
     agreement = compare_outputs(naive, first)
+    decode_only = decode_only_rate(data, height, width)
     section = {
         "size": [height, width],
         "rows": rows,
@@ -362,6 +400,10 @@ def run_ingestion_benchmark(
         if naive.decode_seconds
         else 0.0,
         "agreement": agreement,
+        "decode_only_pairs_per_s": decode_only,
+        "single_worker_share_of_decode_only": rows[1]["steady_pairs_per_s"] / decode_only
+        if decode_only
+        else 0.0,
         "image_row_groups": labelled_row_groups(data),
         "labelled_pairs_in_input": data.labelled_pairs,
     }

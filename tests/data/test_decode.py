@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from waymo_unet.data import decode
 from waymo_unet.data.decode import (
     DecodeError,
     decode_camera_image,
@@ -81,10 +82,11 @@ def test_panoptic_label_keeps_all_16_bits():
     [
         png_bytes(np.zeros((4, 4), np.uint8)),  # 8-bit: would merge classes
         png_bytes(np.zeros((4, 4, 3), np.uint16)),  # three channels
+        png_bytes(np.zeros((40, 40), np.uint16))[:60],  # cut inside the pixel data
         b"garbage",
         b"",
     ],
-    ids=["8-bit", "3-channel", "garbage", "empty"],
+    ids=["8-bit", "3-channel", "truncated", "garbage", "empty"],
 )
 def test_unusable_label_png_is_a_decode_error_of_the_label(bad):
     with pytest.raises(DecodeError) as error:
@@ -112,8 +114,15 @@ def test_semantic_ids_that_do_not_fit_uint8_are_rejected():
         semantic_from_panoptic(np.array([[30_000]], np.uint16), 10)
 
 
+def test_label_png_kind_is_named_in_the_error():
+    with pytest.raises(DecodeError, match="single-channel 16-bit, got 8-bit RGB"):
+        decode_panoptic_label(png_bytes(np.zeros((4, 4, 3), np.uint8)))
+
+
 @pytest.mark.parametrize("divisor", [1000, 7, 256, 65_536])
-def test_histogram_counts_semantic_ids(divisor):
+@pytest.mark.parametrize("exact_limit", [2**24, 0], ids=["calcHist", "bincount"])
+def test_histogram_counts_semantic_ids(divisor, exact_limit, monkeypatch):
+    monkeypatch.setattr(decode, "MAX_EXACT_HISTOGRAM_PIXELS", exact_limit)
     panoptic = np.random.default_rng(1).integers(0, 65_536, (50, 70)).astype(np.uint16)
     expected = np.bincount((panoptic.astype(np.int64) // divisor).ravel())
     counts = semantic_histogram(panoptic, divisor)

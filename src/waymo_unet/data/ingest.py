@@ -199,8 +199,9 @@ def ingest_segment(job: SegmentJob) -> SegmentResult:
     result.pairs_written = len(images)
     if result.status == "ingested" and not result.pairs_written:
         result.status = "no_labelled_pairs"
+    job.store.write_arrays(job.split, job.segment, images, labels)
     result.seconds = round(time.perf_counter() - start, 3)
-    job.store.write_segment(job.split, job.segment, images, labels, result.to_dict())
+    job.store.commit(job.split, job.segment, result.to_dict())
     return result
 
 

@@ -90,7 +90,7 @@ class ComponentFile:
         """
         frames = []
         for group in range(self.parquet.num_row_groups):
-            table = self.parquet.read_row_group(group, columns=[KEY_TIMESTAMP, KEY_CAMERA])
+            table = self.read_columns(group, [KEY_TIMESTAMP, KEY_CAMERA])
             frames.append(
                 pd.DataFrame(
                     {
@@ -104,8 +104,12 @@ class ComponentFile:
         return pd.concat(frames, ignore_index=True) if frames else empty_keys()
 
     def read_columns(self, row_group: int, columns: list[str]) -> pa.Table:
-        """The given columns of one row group."""
-        return self.parquet.read_row_group(row_group, columns=columns)
+        """The given columns of one row group, decoded on this thread only.
+
+        Ingestion runs one segment per core already; pyarrow's own thread pool on top
+        measured 1.3x from 1 to 2 processes instead of 1.8x.
+        """
+        return self.parquet.read_row_group(row_group, columns=columns, use_threads=False)
 
 
 def camera_ids(column: pa.ChunkedArray) -> np.ndarray:

@@ -52,6 +52,13 @@ class ShardStore(Location):
         result: dict[str, Any],
     ) -> None:
         """Write a segment's arrays, then commit its result record."""
+        self.write_arrays(split, segment, images, labels)
+        self.commit(split, segment, result)
+
+    def write_arrays(
+        self, split: str, segment: str, images: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """Write a segment's arrays, uncommitting it first; ``commit`` completes it."""
         fs = self.filesystem
         marker = self.segment_path(split, segment, RESULT_FILE)
         if fs.exists(marker):
@@ -60,6 +67,11 @@ class ShardStore(Location):
         for name, array in ((IMAGES_FILE, images), (LABELS_FILE, labels)):
             with fs.open(self.segment_path(split, segment, name), "wb") as file:
                 np.save(file, np.ascontiguousarray(array), allow_pickle=False)
+
+    def commit(self, split: str, segment: str, result: dict[str, Any]) -> None:
+        """Mark a segment complete by writing its result record (atomically, by rename)."""
+        fs = self.filesystem
+        marker = self.segment_path(split, segment, RESULT_FILE)
         temporary = f"{marker}.tmp"
         with fs.open(temporary, "w") as file:
             json.dump(result, file, indent=1)
