@@ -48,6 +48,7 @@ class Profile:
     height: int = 512
     width: int = 768
     workers: tuple[int, ...] = (1,)
+    ingestion_repeats: int = 3  # each ingestion case; its row is the median run
     loader_batch: int = 8
     shard_epochs: int = 3
     decode_epochs: int = 1
@@ -139,7 +140,7 @@ def print_section(title: str, table: str, notes: list[str] | None = None) -> Non
 
 def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str, Any], Any]:
     section, shards = ingestion_section.run_ingestion_benchmark(
-        data, profile.height, profile.width, profile.workers, work_dir
+        data, profile.height, profile.width, profile.workers, work_dir, profile.ingestion_repeats
     )
     agreement, groups = section["agreement"], section["image_row_groups"]
     print_section(
@@ -156,6 +157,8 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
             f"({section['naive_decode_pairs_per_s']:.1f} pairs/s)",
             "steady_pairs_per_s leaves out the process pool's start-up (time inside "
             "ingest_segment, shared among the workers); speedup compares steady rates",
+            f"each case ran {profile.ingestion_repeats} time(s); its row is the run with the "
+            "median steady rate, steady_range spans them all",
             f"decoders alone (decode_pair on pairs already in memory, 1 core): "
             f"{section['decode_only_pairs_per_s']:.1f} pairs/s, the ceiling of one worker "
             f"here; 1 worker reaches "
@@ -183,7 +186,9 @@ def run_training_input(data: Any, shards: Any, profile: Profile) -> dict[str, An
         f"({section['items']} items)",
         format_table(section["rows"], training_input.COLUMNS),
         [
-            "make_loader with the training default of min(4, cores) workers; no model runs",
+            "make_loader with the training default of min(4, cores) workers, except the row "
+            "in the training process (num_workers=0: no batch crosses processes); no model runs",
+            "ShardDataset fetches a whole batch per call (__getitems__), one copy per item",
             "parquet row per item: each item decompresses its row group (one column) and "
             "decodes at full size with PIL; timing starts at the first batch",
             "shards were just written, so they are in the page cache",

@@ -176,17 +176,17 @@ def measure_loader(
 
 def run_training_input_benchmark(
     data: BenchmarkInput,
-    shards: ProjectRun,
+    shards_run: ProjectRun,
     batch_size: int,
     shard_epochs: int,
     decode_epochs: int = 1,
     workers: int | None = None,
 ) -> dict[str, Any]:
     """DataLoader throughput of the shards against per-item parquet decoding, same size."""
-    height, width = _shard_size(shards)
+    height, width = _shard_size(shards_run)
     workers = workers if workers is not None else min(4, available_cores())
     lut = training_lut()
-    index = shard_index(shards.results)
+    index = shard_index(shards_run.results)
     locations = pair_locations(data)
     from_parquet = ParquetRowDataset(locations, height, width, lut)
     in_memory = EncodedPairDataset(
@@ -199,30 +199,25 @@ def run_training_input_benchmark(
     def prepare(images: torch.Tensor, labels: torch.Tensor) -> object:
         return prepare_batch(images, labels, cpu, augment=augment, generator=generator)
 
-    cases: list[tuple[str, Dataset, int, Prepare | None]] = [
-        ("parquet row per item + PIL decode (notebook)", from_parquet, decode_epochs, None),
-        ("encoded bytes in memory + PIL decode", in_memory, decode_epochs, None),
-        (
-            "shards: ShardDataset + make_loader",
-            ShardDataset(shards.store, index, SPLIT, lut),
-            shard_epochs,
-            None,
-        ),
-        (
-            "shards + prepare_batch (augment, CPU)",
-            ShardDataset(shards.store, index, SPLIT, lut),
-            decode_epochs,
-            prepare,
-        ),
+    def shards() -> ShardDataset:
+        return ShardDataset(shards_run.store, index, SPLIT, lut)
+
+    notebook = "parquet row per item + PIL decode (notebook)"
+    cases: list[tuple[str, Dataset, int, int, Prepare | None]] = [
+        (notebook, from_parquet, workers, decode_epochs, None),
+        ("encoded bytes in memory + PIL decode", in_memory, workers, decode_epochs, None),
+        ("shards: ShardDataset + make_loader", shards(), workers, shard_epochs, None),
+        ("shards, in the training process", shards(), 0, shard_epochs, None),
+        ("shards + prepare_batch (augment, CPU)", shards(), workers, decode_epochs, prepare),
     ]
     rows = []
-    for name, dataset, epochs, prepare_fn in cases:
+    for name, dataset, case_workers, epochs, prepare_fn in cases:
         logger.info("Training input: %s", name)
-        loader = make_loader(dataset, batch_size, True, 0, workers, pin_memory=False)
+        loader = make_loader(dataset, batch_size, True, 0, case_workers, pin_memory=False)
         rows.append(
             {
                 "source": name,
-                "workers": workers,
+                "workers": case_workers,
                 "batch": batch_size,
                 **measure_loader(loader, epochs, prepare_fn),
             }

@@ -18,6 +18,7 @@ from benchmarks.ingestion import (
     CountingFile,
     CountingParquetSource,
     bytes_logged,
+    median_run,
     new_log_dir,
     project_ingest,
     run_ingestion_benchmark,
@@ -150,7 +151,7 @@ def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
 
 
 def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path):
-    section, run_1 = run_ingestion_benchmark(tiny_input, 32, 48, (1, 2), tmp_path)
+    section, run_1 = run_ingestion_benchmark(tiny_input, 32, 48, (1, 2), tmp_path, repeats=2)
     naive, one, two = section["rows"]
     assert naive["pairs"] == one["pairs"] == two["pairs"] == tiny_input.labelled_pairs
     assert naive["read_fraction"] >= 1.0  # whole files, footers read more than once
@@ -161,6 +162,14 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
         section["image_row_groups"]["with_labelled_frames"] < section["image_row_groups"]["total"]
     )
     assert run_1.workers == 1
+    assert naive["runs"] == one["runs"] == two["runs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("rates", "expected"), [([3.0], 3.0), ([5.0, 1.0, 4.0], 4.0), ([2.0, 9.0, 1.0, 7.0], 2.0)]
+)
+def test_the_reported_run_is_the_median_one(rates, expected):
+    assert median_run(rates, lambda rate: rate) == expected
 
 
 def test_training_input_section_delivers_batches(tiny_input, tmp_path):
@@ -170,7 +179,7 @@ def test_training_input_section_delivers_batches(tiny_input, tmp_path):
     )
     assert section["size"] == [32, 48]
     assert section["items"] == tiny_input.labelled_pairs
-    assert len(section["rows"]) == 4
+    assert len(section["rows"]) == 5
     for row in section["rows"]:
         assert row["images"] > 0
         assert row["images_per_s"] > 0
@@ -241,6 +250,7 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         height=32,
         width=48,
         workers=(1,),
+        ingestion_repeats=1,
         loader_batch=4,
         shard_epochs=1,
         step_size=(32, 48),

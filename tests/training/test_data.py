@@ -26,6 +26,23 @@ def test_items_are_uint8_and_labels_mapped_to_training_indices(tiny_shards):
     np.testing.assert_array_equal(label.numpy(), LUT[raw])
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_batches_hold_the_items_of_their_positions(tiny_shards, workers):
+    store, index = tiny_shards
+    dataset = ShardDataset(store, index, "training", LUT)
+    loader = make_loader(dataset, 5, True, 3, num_workers=workers, pin_memory=False)
+    loader.sampler.set_epoch(0)
+    positions = list(loader.batch_sampler)
+    batches = list(loader)
+    assert len(batches) == len(positions) == 4  # 24 items, last partial batch dropped
+    for batch_positions, (images, labels) in zip(positions, batches, strict=True):
+        assert images.shape == (5, 16, 24, 3)
+        for slot, position in enumerate(batch_positions):  # batches span both segments
+            image, label = dataset[position]
+            assert torch.equal(images[slot], image)
+            assert torch.equal(labels[slot], label)
+
+
 def test_a_split_missing_from_the_index_is_an_error(tiny_shards):
     store, index = tiny_shards
     with pytest.raises(ValueError, match="no items of split 'testing'"):
