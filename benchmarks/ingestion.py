@@ -27,9 +27,9 @@ from typing import Any, BinaryIO, TypeVar
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from PIL import Image
 
+from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.input_data import SPLIT, BenchmarkInput
 from waymo_unet.data.ingest import (
     IngestionConfig,
@@ -252,32 +252,13 @@ def project_ingest(
     return ProjectRun(workers, pairs, seconds, sum(bytes_logged(log_dir).values()), store, results)
 
 
-def labelled_pair_bytes(data: BenchmarkInput, limit: int) -> list[tuple[bytes, bytes, int]]:
-    """(JPEG, PNG, divisor) of up to ``limit`` labelled pairs, in segment order."""
-    pairs: list[tuple[bytes, bytes, int]] = []
-    for segment in data.segments:
-        if len(pairs) >= limit:
-            break
-        images = pq.read_table(segment.image_path, columns=[*KEY_COLUMNS, IMAGE_COLUMN])
-        labels = pq.read_table(
-            segment.label_path,
-            columns=[*KEY_COLUMNS, PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN],
-        )
-        joined = images.to_pandas().merge(labels.to_pandas(), on=list(KEY_COLUMNS))
-        columns = (IMAGE_COLUMN, PANOPTIC_LABEL_COLUMN, PANOPTIC_DIVISOR_COLUMN)
-        pairs.extend(
-            (jpeg, png, int(divisor))
-            for jpeg, png, divisor in zip(*(joined[c] for c in columns), strict=True)
-        )
-    return pairs[:limit]
-
-
 def decode_only_rate(data: BenchmarkInput, height: int, width: int, limit: int = 100) -> float:
     """Pairs/s of ``decode_pair`` alone on one core: bytes in memory, no parquet, no shards.
 
     The ceiling one ingestion worker could reach on this machine with these decoders.
     """
-    pairs = labelled_pair_bytes(data, limit)
+    reader = EncodedPairReader()
+    pairs = [reader.read(where) for where in pair_locations(data)[:limit]]
     with opencv_threads(1):
         decode_pair(*pairs[0], height, width)  # first call loads the codecs
         start = time.perf_counter()

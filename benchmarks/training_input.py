@@ -13,28 +13,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.encoded_pairs import EncodedPair, EncodedPairReader, RowLocation, pair_locations
 from benchmarks.ingestion import ProjectRun, naive_decode_pair
 from benchmarks.input_data import SPLIT, BenchmarkInput
-from waymo_unet.data.ingest import SegmentResult, match_rows
 from waymo_unet.data.parallel import available_cores
-from waymo_unet.data.parquet import ComponentFile, ParquetSource
 from waymo_unet.data.results import shard_index
-from waymo_unet.data.waymo import (
-    CAMERA_IMAGE,
-    CAMERA_SEGMENTATION,
-    IMAGE_COLUMN,
-    PANOPTIC_DIVISOR_COLUMN,
-    PANOPTIC_LABEL_COLUMN,
-    CameraName,
-)
 from waymo_unet.training.data import AugmentConfig, ShardDataset, make_loader, prepare_batch
 
 logger = logging.getLogger(__name__)
@@ -49,42 +38,6 @@ def training_lut(num_classes: int = 28) -> np.ndarray:
     return lut
 
 
-@dataclass(frozen=True)
-class RowLocation:
-    """Where one labelled pair's rows are: file, row group and row within it, per side."""
-
-    image_path: str
-    image_group: int
-    image_row: int
-    label_path: str
-    label_group: int
-    label_row: int
-
-
-def pair_locations(data: BenchmarkInput) -> list[RowLocation]:
-    """Every labelled pair of the input, found the project's way (key columns, then join)."""
-    locations = []
-    cameras = tuple(int(c) for c in CameraName)
-    for segment in data.segments:
-        with (
-            ComponentFile(ParquetSource(segment.image_path), CAMERA_IMAGE) as images,
-            ComponentFile(ParquetSource(segment.label_path), CAMERA_SEGMENTATION) as labels,
-        ):
-            pairs = match_rows(images, labels, cameras, SegmentResult(SPLIT, segment.segment))
-        locations += [
-            RowLocation(
-                segment.image_path,
-                int(p.row_group_image),
-                int(p.row_in_group_image),
-                segment.label_path,
-                int(p.row_group_label),
-                int(p.row_in_group_label),
-            )
-            for p in pairs.itertuples(index=False)
-        ]
-    return locations
-
-
 class ParquetRowDataset(Dataset):
     """Each item reads its image and label rows from parquet and decodes them with PIL.
 
@@ -96,41 +49,20 @@ class ParquetRowDataset(Dataset):
         self, locations: list[RowLocation], height: int, width: int, lut: np.ndarray
     ) -> None:
         self.locations, self.height, self.width, self.lut = locations, height, width, lut
-        self._files: dict[str, pq.ParquetFile] = {}
+        self.reader = EncodedPairReader()
 
     def __len__(self) -> int:
         return len(self.locations)
 
-    def _file(self, path: str) -> pq.ParquetFile:
-        if path not in self._files:
-            self._files[path] = pq.ParquetFile(path)
-        return self._files[path]
-
-    def encoded(self, position: int) -> tuple[bytes, bytes, int]:
-        """The JPEG bytes, PNG bytes and divisor of one item, read from parquet."""
-        where = self.locations[position]
-        images = self._file(where.image_path).read_row_group(
-            where.image_group, columns=[IMAGE_COLUMN]
-        )
-        labels = self._file(where.label_path).read_row_group(
-            where.label_group, columns=[PANOPTIC_LABEL_COLUMN, PANOPTIC_DIVISOR_COLUMN]
-        )
-        return (
-            images[IMAGE_COLUMN][where.image_row].as_py(),
-            labels[PANOPTIC_LABEL_COLUMN][where.label_row].as_py(),
-            labels[PANOPTIC_DIVISOR_COLUMN][where.label_row].as_py(),
-        )
+    def encoded(self, position: int) -> EncodedPair:
+        return self.reader.read(self.locations[position])
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = naive_decode_pair(*self.encoded(position), self.height, self.width)
         return torch.from_numpy(image.copy()), torch.from_numpy(self.lut[label])
 
     def close(self) -> None:
-        """Forget the open files (they close when collected)."""
-        self._files.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_files": {}}
+        self.reader.close()
 
 
 class EncodedPairDataset(Dataset):
