@@ -9,6 +9,11 @@ Bytes read are counted on the file objects both read through (``CountingFile``);
 project's files are opened by ``CountingParquetSource``, a ``ParquetSource`` that logs
 its count to a folder when closed, so worker processes report theirs too. This module
 does not import torch: worker processes import it to unpickle their jobs.
+
+GCS cannot be reached from here, so a second table runs both on ``RemoteStorage``: the
+same local files read as gcsfs reads objects (``RemoteFile``: ranged requests behind
+an fsspec cache), each request waiting as one from GCS would. There, the
+bytes and reads logged are those fetched and the requests made.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractBufferedFile
 from PIL import Image
 
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
@@ -55,6 +62,7 @@ Run = TypeVar("Run")
 COLUMNS = [
     "method",
     "workers",
+    "read_ahead",
     "pairs",
     "seconds",
     "pairs_per_s",
@@ -66,40 +74,114 @@ COLUMNS = [
     "file_mib_per_pair",
     "read_fraction",
 ]
+REMOTE_COLUMNS = [
+    "method",
+    "read_ahead",
+    "pairs",
+    "steady_pairs_per_s",
+    "runs",
+    "steady_range",
+    "speedup",
+    "reads",
+    "storage_wait_s",
+    "read_mib_per_pair",
+]
+
+
+@dataclass(frozen=True)
+class RemoteStorage:
+    """A modelled object store: a request waits ``latency_s`` plus its bytes at ``mib_per_s``.
+
+    The defaults are typical of one GCS stream from a VM in the bucket's region. Requests
+    go through fsspec's ``cache_type`` as in gcsfs; "none" makes every read of the
+    reader one ranged request of exactly its size (gcsfs's default adaptive prefetcher,
+    which fetches ahead concurrently, is not modelled). The wait is a sleep, so the CPU
+    is free meanwhile, as it is while a socket waits.
+    """
+
+    latency_s: float = 0.05
+    mib_per_s: float = 100.0
+    cache_type: str = "none"
+    block_size: int = 5 * 2**20  # for cache types that read ahead
+
+    def wait(self, size: int) -> None:
+        time.sleep(self.latency_s + size / (self.mib_per_s * 2**20))
+
+    def describe(self) -> str:
+        return (
+            f"{1000 * self.latency_s:.0f} ms + {self.mib_per_s:.0f} MiB/s a request, "
+            f"fsspec cache_type={self.cache_type!r}"
+        )
+
+
+class RemoteFile(AbstractBufferedFile):
+    """A local file read the way gcsfs reads an object: ranged requests behind an fsspec
+    cache, each waiting as ``storage`` says. Logs its requests to ``log_dir``."""
+
+    def __init__(self, path: str, storage: RemoteStorage, log_dir: str | None = None) -> None:
+        self.storage = storage
+        self.log_dir = log_dir
+        self.requests = 0
+        self.bytes_fetched = 0
+        self._local = open(path, "rb")  # noqa: SIM115 - closed in close()
+        super().__init__(
+            LocalFileSystem(),
+            path,
+            block_size=storage.block_size,
+            cache_type=storage.cache_type,
+            size=os.path.getsize(path),
+        )
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        self._local.seek(start)
+        data = self._local.read(end - start)
+        self.requests += 1
+        self.bytes_fetched += len(data)
+        self.storage.wait(len(data))
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._local.close()
+            log_reads(self.log_dir, self.path, self.bytes_fetched, self.requests)
+        super().close()
 
 
 class CountingFile:
-    """A binary file object that counts the bytes its reads return; other calls pass through."""
+    """A binary file object that counts its reads and their bytes; other calls pass through."""
 
     def __init__(self, file: BinaryIO, path: str = "", log_dir: str | None = None) -> None:
         self._file = file
         self.path = path
         self.log_dir = log_dir
         self.bytes_read = 0
+        self.reads = 0
         self._logged = False
+
+    def _count(self, size: int) -> None:
+        self.bytes_read += size
+        self.reads += 1
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
-        self.bytes_read += len(data)
+        self._count(len(data))
         return data
 
     def read1(self, size: int = -1) -> bytes:
         data = self._file.read1(size)
-        self.bytes_read += len(data)
+        self._count(len(data))
         return data
 
     def readinto(self, buffer: Any) -> int:
         count = self._file.readinto(buffer)
-        self.bytes_read += count or 0
+        self._count(count or 0)
         return count
 
     def close(self) -> None:
         self._file.close()
-        if self.log_dir is not None and not self._logged:
+        if not self._logged:
             self._logged = True
-            log = Path(self.log_dir) / f"{os.getpid()}.tsv"
-            with open(log, "a") as file:
-                file.write(f"{self.path}\t{self.bytes_read}\n")
+            log_reads(self.log_dir, self.path, self.bytes_read, self.reads)
 
     def __enter__(self) -> CountingFile:
         return self
@@ -111,23 +193,51 @@ class CountingFile:
         return getattr(self._file, name)
 
 
+def log_reads(log_dir: str | None, path: str, size: int, reads: int) -> None:
+    """Append one open's counts to this process's log under ``log_dir`` (if any)."""
+    if log_dir is not None:
+        with open(Path(log_dir) / f"{os.getpid()}.tsv", "a") as log:
+            log.write(f"{path}\t{size}\t{reads}\n")
+
+
+def open_counted(path: str, log_dir: str | None, storage: RemoteStorage | None = None) -> BinaryIO:
+    """``path`` opened to log what is read: through ``storage`` if given, else locally."""
+    if storage is not None:
+        return RemoteFile(path, storage, log_dir)  # type: ignore[return-value]
+    return CountingFile(open(path, "rb"), path, log_dir)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class CountingParquetSource(ParquetSource):
     """A ``ParquetSource`` whose files count the bytes read and log them to ``log_dir``."""
 
     log_dir: str = ""
+    storage: RemoteStorage | None = None
 
     def open(self) -> BinaryIO:
+        if self.storage is not None:
+            return open_counted(self.path, self.log_dir, self.storage)
         return CountingFile(super().open(), self.path, self.log_dir)  # type: ignore[return-value]
 
 
 def bytes_logged(log_dir: str | Path) -> dict[str, int]:
     """Bytes read per file path, summed over every open logged under ``log_dir``."""
-    totals: dict[str, int] = {}
+    return {path: counts[0] for path, counts in read_log(log_dir).items()}
+
+
+def reads_logged(log_dir: str | Path) -> int:
+    """Read calls (requests, on remote storage) of every open logged under ``log_dir``."""
+    return sum(counts[1] for counts in read_log(log_dir).values())
+
+
+def read_log(log_dir: str | Path) -> dict[str, tuple[int, int]]:
+    """(bytes, read calls) per file path, summed over every open logged under ``log_dir``."""
+    totals: dict[str, tuple[int, int]] = {}
     for log in Path(log_dir).glob("*.tsv"):
         for line in log.read_text().splitlines():
-            path, count = line.rsplit("\t", 1)
-            totals[path] = totals.get(path, 0) + int(count)
+            path, size, reads = line.split("\t")
+            before = totals.get(path, (0, 0))
+            totals[path] = (before[0] + int(size), before[1] + int(reads))
     return totals
 
 
@@ -171,25 +281,32 @@ class NaiveRun:
     read_seconds: float
     decode_seconds: float
     bytes_read: int
+    reads: int
     keys: list[tuple[str, int, int]]  # (segment, timestamp, camera) of every pair
     images: list[np.ndarray]
     labels: list[np.ndarray]
 
 
-def read_whole(path: str, log_dir: Path) -> pd.DataFrame:
+def read_whole(path: str, log_dir: Path, storage: RemoteStorage | None = None) -> pd.DataFrame:
     """``pandas.read_parquet`` of every column of a file, through a counting file object."""
-    with CountingFile(open(path, "rb"), path, str(log_dir)) as file:
+    with open_counted(path, str(log_dir), storage) as file:
         return pd.read_parquet(file)
 
 
-def naive_ingest(data: BenchmarkInput, height: int, width: int, log_dir: Path) -> NaiveRun:
+def naive_ingest(
+    data: BenchmarkInput,
+    height: int,
+    width: int,
+    log_dir: Path,
+    storage: RemoteStorage | None = None,
+) -> NaiveRun:
     """Read whole files, join with ``merge``, decode every labelled pair at full size."""
-    run = NaiveRun(0, 0.0, 0.0, 0.0, 0, [], [], [])
+    run = NaiveRun(0, 0.0, 0.0, 0.0, 0, 0, [], [], [])
     start = time.perf_counter()
     for segment in data.segments:
         read_start = time.perf_counter()
-        images = read_whole(segment.image_path, log_dir)
-        labels = read_whole(segment.label_path, log_dir)
+        images = read_whole(segment.image_path, log_dir, storage)
+        labels = read_whole(segment.label_path, log_dir, storage)
         pairs = images.merge(labels, on=list(KEY_COLUMNS)).sort_values(list(KEY_COLUMNS[1:]))
         decode_start = time.perf_counter()
         run.read_seconds += decode_start - read_start
@@ -208,6 +325,7 @@ def naive_ingest(data: BenchmarkInput, height: int, width: int, log_dir: Path) -
     run.seconds = time.perf_counter() - start
     run.pairs = len(run.images)
     run.bytes_read = sum(bytes_logged(log_dir).values())
+    run.reads = reads_logged(log_dir)
     return run
 
 
@@ -222,34 +340,46 @@ class ProjectRun:
     pairs: int
     seconds: float
     bytes_read: int
+    reads: int
     store: ShardStore
     results: list[SegmentResult]
 
 
-def source_trees(data: BenchmarkInput, log_dir: Path) -> tuple[SourceTree, SourceTree]:
+def source_trees(
+    data: BenchmarkInput, log_dir: Path, storage: RemoteStorage | None = None
+) -> tuple[SourceTree, SourceTree]:
     """The input's image and label files as counting sources, by split and segment."""
-    images = {
-        s.segment: CountingParquetSource(s.image_path, log_dir=str(log_dir)) for s in data.segments
-    }
-    labels = {
-        s.segment: CountingParquetSource(s.label_path, log_dir=str(log_dir)) for s in data.segments
-    }
+    images, labels = {}, {}
+    for segment in data.segments:
+        images[segment.segment] = CountingParquetSource(
+            segment.image_path, log_dir=str(log_dir), storage=storage
+        )
+        labels[segment.segment] = CountingParquetSource(
+            segment.label_path, log_dir=str(log_dir), storage=storage
+        )
     return {SPLIT: images}, {SPLIT: labels}
 
 
 def project_ingest(
-    data: BenchmarkInput, height: int, width: int, workers: int, work_dir: Path
+    data: BenchmarkInput,
+    height: int,
+    width: int,
+    workers: int,
+    work_dir: Path,
+    read_ahead: int = 1,
+    storage: RemoteStorage | None = None,
 ) -> ProjectRun:
     """``plan_segment_jobs`` + ``ingest_segments`` into a fresh shard store."""
     log_dir = new_log_dir(work_dir)
     store = ShardStore(str(work_dir / f"shards_{workers}_workers_{log_dir.name}"))
-    config = IngestionConfig(height, width, splits=(SPLIT,), workers=workers)
-    jobs = plan_segment_jobs(*source_trees(data, log_dir), store, config)
+    config = IngestionConfig(height, width, splits=(SPLIT,), workers=workers, read_ahead=read_ahead)
+    jobs = plan_segment_jobs(*source_trees(data, log_dir, storage), store, config)
     start = time.perf_counter()
     results = ingest_segments(jobs, workers)
     seconds = time.perf_counter() - start
     pairs = sum(r.pairs_written for r in results)
-    return ProjectRun(workers, pairs, seconds, sum(bytes_logged(log_dir).values()), store, results)
+    bytes_read = sum(bytes_logged(log_dir).values())
+    return ProjectRun(workers, pairs, seconds, bytes_read, reads_logged(log_dir), store, results)
 
 
 def decode_only_rate(data: BenchmarkInput, height: int, width: int, limit: int = 100) -> float:
@@ -341,6 +471,105 @@ def median_run(runs: list[Run], rate: Callable[[Run], float]) -> Run:
     return sorted(runs, key=rate)[(len(runs) - 1) // 2]
 
 
+def measure_naive(
+    data: BenchmarkInput,
+    height: int,
+    width: int,
+    work_dir: Path,
+    repeats: int,
+    storage: RemoteStorage | None = None,
+) -> tuple[NaiveRun, list[float]]:
+    """The baseline ``repeats`` times: the median run and every run's rate."""
+    runs = []
+    for attempt in range(repeats):
+        logger.info("Ingestion: notebook baseline at %dx%d, run %d", height, width, attempt + 1)
+        with opencv_threads(1):
+            runs.append(naive_ingest(data, height, width, new_log_dir(work_dir), storage))
+    return median_run(runs, naive_rate), [naive_rate(run) for run in runs]
+
+
+def naive_rate(run: NaiveRun) -> float:
+    return run.pairs / run.seconds if run.seconds else 0.0
+
+
+def measure_project(
+    data: BenchmarkInput,
+    height: int,
+    width: int,
+    workers: int,
+    work_dir: Path,
+    repeats: int,
+    read_ahead: int = 1,
+    storage: RemoteStorage | None = None,
+) -> tuple[ProjectRun, list[float]]:
+    """The project's ingestion ``repeats`` times: the median run and every run's rate."""
+    runs = []
+    for attempt in range(repeats):
+        logger.info("Ingestion: project, %d worker(s), run %d", workers, attempt + 1)
+        with opencv_threads(1) if workers == 1 else nullcontext():
+            runs.append(project_ingest(data, height, width, workers, work_dir, read_ahead, storage))
+    return median_run(runs, steady_rate), [steady_rate(run) for run in runs]
+
+
+def naive_row(run: NaiveRun, rates: list[float], file_bytes: int) -> dict[str, Any]:
+    row = ingestion_row(
+        "naive: pandas.read_parquet + merge + PIL",
+        1,
+        run.pairs,
+        run.seconds,
+        run.seconds,
+        run.bytes_read,
+        file_bytes,
+        rates,
+    )
+    return {**row, "read_ahead": "-", "reads": run.reads}
+
+
+def project_row(
+    run: ProjectRun, rates: list[float], file_bytes: int, read_ahead: int
+) -> dict[str, Any]:
+    row = ingestion_row(
+        "project: plan_segment_jobs + ingest_segments",
+        run.workers,
+        run.pairs,
+        run.seconds,
+        steady_seconds(run),
+        run.bytes_read,
+        file_bytes,
+        rates,
+    )
+    return {**row, "read_ahead": read_ahead, "reads": run.reads}
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """Each row's steady rate over the first row's (the baseline's)."""
+    for row in rows:
+        row["speedup"] = row["steady_pairs_per_s"] / rows[0]["steady_pairs_per_s"]
+
+
+def run_remote_storage_benchmark(
+    data: BenchmarkInput,
+    height: int,
+    width: int,
+    work_dir: Path,
+    repeats: int,
+    storage: RemoteStorage,
+) -> dict[str, Any]:
+    """Baseline and project (1 worker, read-ahead off and on) on modelled remote storage."""
+    file_bytes = sum(s.file_bytes for s in data.segments)
+    naive, rates = measure_naive(data, height, width, work_dir, repeats, storage)
+    rows = [naive_row(naive, rates, file_bytes)]
+    for read_ahead in (0, 1):
+        run, rates = measure_project(data, height, width, 1, work_dir, repeats, read_ahead, storage)
+        rows.append(project_row(run, rates, file_bytes, read_ahead))
+    add_speedups(rows)
+    for row in rows:
+        row["storage_wait_s"] = row["reads"] * storage.latency_s + row["bytes_read"] / (
+            storage.mib_per_s * 2**20
+        )
+    return {"storage": asdict(storage), "model": storage.describe(), "rows": rows}
+
+
 def run_ingestion_benchmark(
     data: BenchmarkInput,
     height: int,
@@ -348,56 +577,26 @@ def run_ingestion_benchmark(
     workers: tuple[int, ...],
     work_dir: str | Path,
     repeats: int = 1,
+    storage: RemoteStorage | None = None,
 ) -> tuple[dict[str, Any], ProjectRun]:
     """Measure the baseline and the project (per worker count) on the same input.
 
     Each case runs ``repeats`` times and its row is the run with the median steady rate
-    (a shared VM's neighbours move single runs by a third). Returns the section's results
-    and a single-worker project run, whose shards feed the training-input benchmark.
+    (a shared VM's neighbours move single runs by a third). Given ``storage``, the
+    section also has ``remote``: the same cases on that modelled remote storage. Returns
+    the section's results and a single-worker project run, whose shards feed the
+    training-input benchmark.
     """
     work_dir = Path(work_dir)
     file_bytes = sum(s.file_bytes for s in data.segments)
-    naive_runs = []
-    for attempt in range(repeats):
-        logger.info("Ingestion: notebook baseline at %dx%d, run %d", height, width, attempt + 1)
-        with opencv_threads(1):
-            naive_runs.append(naive_ingest(data, height, width, new_log_dir(work_dir)))
-    naive = median_run(naive_runs, lambda run: run.pairs / run.seconds)
-    rows = [
-        ingestion_row(
-            "naive: pandas.read_parquet + merge + PIL",
-            1,
-            naive.pairs,
-            naive.seconds,
-            naive.seconds,
-            naive.bytes_read,
-            file_bytes,
-            [run.pairs / run.seconds for run in naive_runs],
-        )
-    ]
+    naive, rates = measure_naive(data, height, width, work_dir, repeats)
+    rows = [naive_row(naive, rates, file_bytes)]
     runs = []
     for count in workers:
-        attempts = []
-        for attempt in range(repeats):
-            logger.info("Ingestion: project, %d worker(s), run %d", count, attempt + 1)
-            with opencv_threads(1) if count == 1 else nullcontext():
-                attempts.append(project_ingest(data, height, width, count, work_dir))
-        run = median_run(attempts, steady_rate)
+        run, rates = measure_project(data, height, width, count, work_dir, repeats)
         runs.append(run)
-        rows.append(
-            ingestion_row(
-                "project: plan_segment_jobs + ingest_segments",
-                count,
-                run.pairs,
-                run.seconds,
-                steady_seconds(run),
-                run.bytes_read,
-                file_bytes,
-                [steady_rate(attempt) for attempt in attempts],
-            )
-        )
-    for row in rows:
-        row["speedup"] = row["steady_pairs_per_s"] / rows[0]["steady_pairs_per_s"]
+        rows.append(project_row(run, rates, file_bytes, read_ahead=1))
+    add_speedups(rows)
     first = runs[0]
     agreement = compare_outputs(naive, first)
     decode_only = decode_only_rate(data, height, width)
@@ -417,6 +616,10 @@ def run_ingestion_benchmark(
         "image_row_groups": labelled_row_groups(data),
         "labelled_pairs_in_input": data.labelled_pairs,
     }
+    if storage is not None:
+        section["remote"] = run_remote_storage_benchmark(
+            data, height, width, work_dir, repeats, storage
+        )
     return section, first
 
 

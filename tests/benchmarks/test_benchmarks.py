@@ -17,10 +17,14 @@ from benchmarks.inference import run_inference_benchmark
 from benchmarks.ingestion import (
     CountingFile,
     CountingParquetSource,
+    RemoteStorage,
     bytes_logged,
     median_run,
     new_log_dir,
+    open_counted,
     project_ingest,
+    read_log,
+    reads_logged,
     run_ingestion_benchmark,
 )
 from benchmarks.input_data import SPLIT, InputConfig, write_input
@@ -98,6 +102,24 @@ def test_counting_file_counts_what_reads_return(tmp_path):
         file.seek(0)
         file.read()
     assert bytes_logged(log_dir) == {str(path): 1150}
+    assert reads_logged(log_dir) == 3
+
+
+def test_remote_file_fetches_ranges_behind_a_read_ahead_cache(tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(RemoteStorage, "wait", lambda self, size: waits.append(size))
+    path = tmp_path / "data.bin"
+    content = bytes(range(256)) * 4
+    path.write_bytes(content)
+    log_dir = new_log_dir(tmp_path)
+    storage = RemoteStorage(cache_type="readahead", block_size=300)
+    with open_counted(str(path), str(log_dir), storage) as file:
+        assert file.read(100) == content[:100]
+        assert file.read(100) == content[100:200]  # from the read-ahead block
+        file.seek(900)
+        assert file.read() == content[900:]
+    assert waits == [400, 124]  # each request waits for what it fetches
+    assert read_log(log_dir) == {str(path): (524, 2)}
 
 
 def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
@@ -151,7 +173,10 @@ def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
 
 
 def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path):
-    section, run_1 = run_ingestion_benchmark(tiny_input, 32, 48, (1, 2), tmp_path, repeats=2)
+    storage = RemoteStorage(latency_s=0.001, mib_per_s=10_000)
+    section, run_1 = run_ingestion_benchmark(
+        tiny_input, 32, 48, (1, 2), tmp_path, repeats=2, storage=storage
+    )
     naive, one, two = section["rows"]
     assert naive["pairs"] == one["pairs"] == two["pairs"] == tiny_input.labelled_pairs
     assert naive["read_fraction"] >= 1.0  # whole files, footers read more than once
@@ -163,6 +188,11 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     )
     assert run_1.workers == 1
     assert naive["runs"] == one["runs"] == two["runs"] == 2
+    remote_naive, unread, read_ahead = section["remote"]["rows"]
+    assert remote_naive["pairs"] == unread["pairs"] == read_ahead["pairs"] == naive["pairs"]
+    assert (unread["read_ahead"], read_ahead["read_ahead"]) == (0, 1)
+    assert unread["bytes_read"] == read_ahead["bytes_read"] == one["bytes_read"]  # none extra
+    assert read_ahead["reads"] == unread["reads"] > 0  # requests, on the modelled storage
 
 
 @pytest.mark.parametrize(
@@ -263,6 +293,7 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         base_channels=4,
         depth=2,
         epochs=2,
+        remote_storage=RemoteStorage(latency_s=0.001, mib_per_s=10_000),
     )
     results = run(profile, CPU, tmp_path, Path(tiny_input.root))
     json.dumps(results, default=str)
@@ -277,5 +308,12 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
     }
     assert results["inference"]["passed"]
     printed = capsys.readouterr().out
-    for title in ("1. Ingestion", "2. Training input", "3. Model step", "4. Inference", "5. Full"):
+    for title in (
+        "1. Ingestion",
+        "1b. Ingestion from",
+        "2. Training input",
+        "3. Model step",
+        "4. Inference",
+        "5. Full",
+    ):
         assert title in printed

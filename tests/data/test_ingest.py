@@ -175,12 +175,21 @@ def test_cameras_not_chosen_are_counted_not_dropped(tmp_path):
     assert result.unlabelled_images == 0
 
 
-def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path):
+@pytest.mark.parametrize("read_ahead", [0, 1, 3])
+def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path, read_ahead):
     images = [wf.image_row(frame, camera) for frame in range(6) for camera in (1, 2, 4, 3, 5)]
-    labels = [wf.label_row(frame, camera) for frame in (2, 3) for camera in (1, 2, 4, 3, 5)]
-    result, _ = ingest(tmp_path, images, labels, row_group_size=4)
-    assert result.pairs_written == 10
-    assert [i["camera"] for i in result.items] == [1, 2, 3, 4, 5] * 2
+    labels = [wf.label_row(frame, camera) for frame in (2, 3, 5) for camera in (1, 2, 4, 3, 5)]
+    config = IngestionConfig(height=16, width=24, read_ahead=read_ahead)
+    result, job = ingest(tmp_path, images, labels, config, row_group_size=4)
+    assert result.pairs_written == 15
+    assert [i["camera"] for i in result.items] == [1, 2, 3, 4, 5] * 3
+    assert [i["timestamp"] for i in result.items[::5]] == [
+        wf.FRAME_0 + frame * 100_000 for frame in (2, 3, 5)
+    ]
+    shard_images, _ = job.store.open_segment("training", wf.SEGMENT)
+    unread = IngestionConfig(height=16, width=24, read_ahead=0)
+    _, direct = ingest(tmp_path / "direct", images, labels, unread, row_group_size=4)
+    assert (shard_images == direct.store.open_segment("training", wf.SEGMENT)[0]).all()
 
 
 def test_a_committed_segment_is_reused_and_other_settings_rebuild_it(tmp_path):
@@ -266,5 +275,7 @@ def test_ingestion_config_rejects_bad_values():
         IngestionConfig(16, 24, cameras=(0, 1))
     with pytest.raises(ValueError, match="image size must be positive"):
         IngestionConfig(0, 24)
+    with pytest.raises(ValueError, match="read_ahead must be >= 0"):
+        IngestionConfig(16, 24, read_ahead=-1)
     assert IngestionConfig.from_params({"height": 8, "width": 8, "cameras": [1]}).cameras == (1,)
     assert KEY_CAMERA  # the key column name is shared with the generator

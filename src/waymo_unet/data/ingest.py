@@ -14,13 +14,17 @@ import json
 import logging
 import time
 from collections import Counter
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from waymo_unet.data.decode import (
@@ -33,7 +37,13 @@ from waymo_unet.data.decode import (
     semantic_histogram,
 )
 from waymo_unet.data.parallel import map_unordered, resolve_workers
-from waymo_unet.data.parquet import INVALID_CAMERA, ComponentFile, ParquetSource, empty_keys
+from waymo_unet.data.parquet import (
+    INVALID_CAMERA,
+    ComponentFile,
+    ParquetSource,
+    empty_keys,
+    read_row_groups,
+)
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -63,6 +73,7 @@ class IngestionConfig:
     workers: int | None = None
     dask_scheduler: str | None = None  # tcp://host:port of a Dask cluster to run on
     task_retries: int = 2  # on Dask: how often a failed segment task is retried
+    read_ahead: int = 1  # image row groups read on a thread while one decodes (0: off)
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -71,6 +82,8 @@ class IngestionConfig:
             raise ValueError(f"unknown camera id(s) {sorted(unknown)}; valid ids are 1..5")
         if self.max_segments is not None and self.max_segments < 1:
             raise ValueError(f"max_segments must be >= 1 or null, got {self.max_segments}")
+        if self.read_ahead < 0:
+            raise ValueError(f"read_ahead must be >= 0, got {self.read_ahead}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> IngestionConfig:
@@ -278,45 +291,64 @@ def _decode_pairs(
     config: IngestionConfig,
     result: SegmentResult,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every pair into preallocated arrays, one image row group in memory at a time."""
+    """Decode every pair into preallocated arrays, image row group by image row group."""
     images = np.empty((len(pairs), config.height, config.width, 3), np.uint8)
     labels = np.empty((len(pairs), config.height, config.width), np.uint8)
-    # Pairs come in frame order, so one cached image row group (the big one) suffices.
-    read_images = lru_cache(maxsize=1)(lambda g: image_file.read_columns(g, [IMAGE_COLUMN]))
     read_labels = lru_cache(maxsize=2)(
         lambda g: label_file.read_columns(g, [PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN])
     )
     pixels: Counter[int] = Counter()
     images_with: Counter[int] = Counter()
     written = 0
-    for pair in pairs.itertuples(index=False):
-        jpeg = read_images(pair.row_group_image)[IMAGE_COLUMN][pair.row_in_group_image].as_py()
-        label_row = read_labels(pair.row_group_label)
-        png = label_row[PANOPTIC_LABEL_COLUMN][pair.row_in_group_label].as_py()
-        divisor = label_row[PANOPTIC_DIVISOR_COLUMN][pair.row_in_group_label].as_py()
-        try:
-            decoded = decode_pair(jpeg, png, divisor, config.height, config.width)
-        except DecodeError as error:
-            bad_file = image_file if error.component == CAMERA_IMAGE else label_file
-            result.add_quarantine(bad_file.source.path, pd.DataFrame([pair]), str(error))
-            continue
-        images[written], labels[written] = decoded.image, decoded.label
-        present = np.flatnonzero(decoded.class_pixels)
-        pixels.update(
-            dict(zip(present.tolist(), decoded.class_pixels[present].tolist(), strict=True))
-        )
-        images_with.update(present.tolist())
-        result.items.append(
-            {
-                "timestamp": int(pair.timestamp),
-                "camera": int(pair.camera),
-                "source_height": decoded.source_height,
-                "source_width": decoded.source_width,
-            }
-        )
-        written += 1
+    with closing(_with_image_column(image_file, pairs, config.read_ahead)) as pairs_and_jpegs:
+        for pair, jpegs in pairs_and_jpegs:
+            label_row = read_labels(pair.row_group_label)
+            try:
+                decoded = decode_pair(
+                    jpegs[pair.row_in_group_image].as_py(),
+                    label_row[PANOPTIC_LABEL_COLUMN][pair.row_in_group_label].as_py(),
+                    label_row[PANOPTIC_DIVISOR_COLUMN][pair.row_in_group_label].as_py(),
+                    config.height,
+                    config.width,
+                )
+            except DecodeError as error:
+                bad_file = image_file if error.component == CAMERA_IMAGE else label_file
+                result.add_quarantine(bad_file.source.path, pd.DataFrame([pair]), str(error))
+                continue
+            images[written], labels[written] = decoded.image, decoded.label
+            present = np.flatnonzero(decoded.class_pixels)
+            pixels.update(
+                dict(zip(present.tolist(), decoded.class_pixels[present].tolist(), strict=True))
+            )
+            images_with.update(present.tolist())
+            result.items.append(
+                {
+                    "timestamp": int(pair.timestamp),
+                    "camera": int(pair.camera),
+                    "source_height": decoded.source_height,
+                    "source_width": decoded.source_width,
+                }
+            )
+            written += 1
     result.class_pixels, result.class_images = dict(pixels), dict(images_with)
     return images[:written], labels[:written]
+
+
+def _with_image_column(
+    image_file: ComponentFile, pairs: pd.DataFrame, read_ahead: int
+) -> Iterator[tuple[Any, pa.ChunkedArray]]:
+    """Each pair with the image column of its row group, the next row groups read ahead.
+
+    Pairs come in frame order and files keep frames in order, so each image row group
+    (the big reads) is normally read once.
+    """
+    runs = groupby(pairs.itertuples(index=False), key=attrgetter("row_group_image"))
+    order = [group for group, _ in groupby(pairs["row_group_image"])]
+    with closing(read_row_groups(image_file, [IMAGE_COLUMN], order, read_ahead)) as tables:
+        for (_, run), (_, table) in zip(runs, tables, strict=True):
+            jpegs = table[IMAGE_COLUMN]
+            for pair in run:
+                yield pair, jpegs
 
 
 SourceTree = dict[str, dict[str, ParquetSource]]

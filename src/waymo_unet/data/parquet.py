@@ -7,6 +7,9 @@ the labelled frames, so the image column is read only for those.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, BinaryIO
@@ -110,6 +113,37 @@ class ComponentFile:
         measured 1.3x from 1 to 2 processes instead of 1.8x.
         """
         return self.parquet.read_row_group(row_group, columns=columns, use_threads=False)
+
+
+def read_row_groups(
+    file: ComponentFile, columns: list[str], groups: Iterable[int], ahead: int = 1
+) -> Iterator[tuple[int, pa.Table]]:
+    """``(group, table)`` for each of ``groups`` in order, reading ``ahead`` of them early.
+
+    On remote storage a row group's read is mostly waiting for bytes; a thread fetches
+    the next ones while the caller decodes the current one (pyarrow and the decoders
+    release the GIL). At most ``ahead + 1`` tables are alive: the one yielded and those
+    in flight. ``ahead=0`` reads each when it is asked for. Close the generator before
+    the file (``contextlib.closing``): closing it waits for the read in flight.
+    """
+    groups = list(groups)
+    if ahead < 1:
+        for group in groups:
+            yield group, file.read_columns(group, columns)
+        return
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead-{file.source.segment}")
+    pending: deque[Future[pa.Table]] = deque()
+    try:
+        for group in groups[:ahead]:
+            pending.append(pool.submit(file.read_columns, group, columns))
+        for index, group in enumerate(groups):
+            if index + ahead < len(groups):
+                pending.append(pool.submit(file.read_columns, groups[index + ahead], columns))
+            table = pending.popleft().result()
+            yield group, table
+            del table  # before the next read lands, so no more than ahead + 1 are alive
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def camera_ids(column: pa.ChunkedArray) -> np.ndarray:
