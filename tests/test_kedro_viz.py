@@ -335,6 +335,9 @@ def test_tables_and_charts_have_previews(viz: str, api: dict[str, dict], project
     chart = _node(viz, graph, "reporting_class_distribution_chart")
     assert chart["preview_type"] == "ImagePreview"
     assert base64.b64decode(chart["preview"]).startswith(b"\x89PNG\r\n\x1a\n")
+    # Not drawn here (it needs a trained model); the preview's kind is known regardless.
+    overlays = _node(viz, graph, "reporting_validation_overlays")
+    assert overlays["preview_type"] == "ImagePreview"
 
     assert _node(viz, graph, "raw_camera_images").get("preview") is None  # preview: false
 

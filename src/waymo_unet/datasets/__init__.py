@@ -4,6 +4,7 @@ from waymo_unet.datasets.altair_chart import AltairChartDataset
 from waymo_unet.datasets.camera_images import CameraImagesDataset
 from waymo_unet.datasets.deployed_model import DeployedModelDataset
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
+from waymo_unet.datasets.preview_image import PreviewImageDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
 from waymo_unet.datasets.stores import CheckpointStoreDataset, ShardStoreDataset, StudyStoreDataset
 from waymo_unet.datasets.waymo_component import WaymoComponentDataset
@@ -14,6 +15,7 @@ __all__ = [
     "CheckpointStoreDataset",
     "DeployedModelDataset",
     "OptionalJSONDataset",
+    "PreviewImageDataset",
     "SegmentationModelDataset",
     "ShardStoreDataset",
     "StudyStoreDataset",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ import fsspec
 from kedro.io import AbstractDataset
 from kedro_datasets._typing import ImagePreview
 
+from waymo_unet.datasets.preview_image import image_preview
 from waymo_unet.reporting.charts import AnyChart, chart_html, spec_png_bytes
 
 FORMATS = ("vl.json", "html", "png")
@@ -54,9 +54,8 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
                 file.write(content)
 
     def preview(self) -> ImagePreview:
-        """The PNG, base64-encoded: kedro-viz takes the preview kind from the return annotation."""
-        with self._fs.open(self._path("png"), "rb") as file:
-            return ImagePreview(base64.b64encode(file.read()).decode("ascii"))
+        """The PNG, for kedro-viz."""
+        return image_preview(self._fs, self._path("png"))
 
     def _exists(self) -> bool:
         return self._fs.exists(self._path("vl.json"))
