@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 
+from tests.projects import make_project
 from waymo_unet.data.ingest import (
     IngestionConfig,
     SegmentJob,
@@ -82,3 +86,28 @@ def test_a_worker_killed_mid_ingestion_and_a_rerun_give_the_serial_outputs(
     rerun = ingest_segments(plan(synthetic_sample, tmp_path), workers=1)
     assert all(result.reused for result in rerun)
     assert shard_bytes(tmp_path) == shard_bytes(serial_root)
+
+
+def test_kedro_run_on_the_cluster_writes_into_the_project(cluster, tmp_path):
+    """The CLI path: the workers run in another directory than the Kedro project."""
+    (tmp_path / "project").mkdir()
+    project = make_project(tmp_path / "project")
+    assert Path.cwd() != project
+    params = f"ingestion.dask_scheduler={cluster.scheduler_address},ingestion.height=24"
+    with Client(cluster) as client, get_task_stream(client) as tasks:
+        completed = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", "--pipeline", "ingestion", "--params", params],
+            cwd=project,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    ran_on_dask = [task for task in tasks.data if "ingest_segment" in str(task["key"])]
+    report = pd.read_csv(project / "data" / "08_reporting" / "ingestion_report.csv")
+    ingested = report[report["status"] == "ingested"]
+    assert len(ran_on_dask) == len(report)
+    assert len(ingested) > 0
+    for row in ingested.itertuples():
+        assert (project / "data" / "03_primary" / "shards" / row.split / row.segment).is_dir()

@@ -24,3 +24,14 @@ def test_rewriting_arrays_uncommits_the_old_result_first(tmp_path):
     store.write_arrays("training", "seg", *arrays(3, 2))  # a new run, killed before commit
     assert store.read_result("training", "seg") is None
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_relative_local_root_is_fixed_where_the_store_is_made(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = ShardStore("shards")
+    monkeypatch.chdir("/")  # a worker running elsewhere still writes into tmp_path/shards
+    store.write_arrays(
+        "training", "s", np.zeros((1, 2, 3, 3), np.uint8), np.zeros((1, 2, 3), np.uint8)
+    )
+    assert (tmp_path / "shards" / "training" / "s").is_dir()
+    assert ShardStore("gs://bucket/shards").root == "gs://bucket/shards"

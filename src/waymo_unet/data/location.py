@@ -7,6 +7,8 @@ from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.utils import get_protocol
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,12 @@ class Location:
 
     root: str
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A local folder is made absolute here: the processes that write into it (a Dask
+        # worker, a torchrun rank) may run in another working directory.
+        if get_protocol(self.root) in LocalFileSystem.protocol:
+            object.__setattr__(self, "root", LocalFileSystem._strip_protocol(self.root))
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:
