@@ -76,6 +76,7 @@ COLUMNS = [
 ]
 REMOTE_COLUMNS = [
     "method",
+    "workers",
     "read_ahead",
     "pairs",
     "steady_pairs_per_s",
@@ -554,13 +555,21 @@ def run_remote_storage_benchmark(
     work_dir: Path,
     repeats: int,
     storage: RemoteStorage,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Baseline and project (1 worker, read-ahead off and on) on modelled remote storage."""
+    """Baseline and project on modelled remote storage.
+
+    The project runs with 1 worker, read-ahead off and on; then with ``workers`` and
+    twice as many (more processes than cores keep more requests in flight).
+    """
     file_bytes = sum(s.file_bytes for s in data.segments)
     naive, rates = measure_naive(data, height, width, work_dir, repeats, storage)
     rows = [naive_row(naive, rates, file_bytes)]
-    for read_ahead in (0, 1):
-        run, rates = measure_project(data, height, width, 1, work_dir, repeats, read_ahead, storage)
+    cases = [(1, 0), (1, 1), *((count, 1) for count in sorted({workers, 2 * workers} - {1}))]
+    for count, read_ahead in cases:
+        run, rates = measure_project(
+            data, height, width, count, work_dir, repeats, read_ahead, storage
+        )
         rows.append(project_row(run, rates, file_bytes, read_ahead))
     add_speedups(rows)
     for row in rows:
@@ -618,7 +627,7 @@ def run_ingestion_benchmark(
     }
     if storage is not None:
         section["remote"] = run_remote_storage_benchmark(
-            data, height, width, work_dir, repeats, storage
+            data, height, width, work_dir, repeats, storage, max(workers)
         )
     return section, first
 

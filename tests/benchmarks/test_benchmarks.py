@@ -188,7 +188,9 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     )
     assert run_1.workers == 1
     assert naive["runs"] == one["runs"] == two["runs"] == 2
-    remote_naive, unread, read_ahead = section["remote"]["rows"]
+    remote_naive, unread, read_ahead, two_workers, four_workers = section["remote"]["rows"]
+    assert (two_workers["workers"], four_workers["workers"]) == (2, 4)
+    assert two_workers["pairs"] == four_workers["pairs"] == naive["pairs"]
     assert remote_naive["pairs"] == unread["pairs"] == read_ahead["pairs"] == naive["pairs"]
     assert (unread["read_ahead"], read_ahead["read_ahead"]) == (0, 1)
     assert unread["bytes_read"] == read_ahead["bytes_read"] == one["bytes_read"]  # none extra
