@@ -212,7 +212,7 @@ def open_counted(path: str, log_dir: str | None, storage: RemoteStorage | None =
 class CountingParquetSource(ParquetSource):
     """A ``ParquetSource`` whose files count the bytes read and log them to ``log_dir``."""
 
-    log_dir: str = ""
+    log_dir: str | None = None  # None: count without logging
     storage: RemoteStorage | None = None
 
     def open(self) -> BinaryIO:
