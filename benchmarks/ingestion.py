@@ -116,8 +116,11 @@ class RemoteStorage:
 
 
 class RemoteFile(AbstractBufferedFile):
-    """A local file read the way gcsfs reads an object: ranged requests behind an fsspec
-    cache, each waiting as ``storage`` says. Logs its requests to ``log_dir``."""
+    """A local file read as gcsfs reads an object, each request waiting as ``storage`` says.
+
+    Reads go through the fsspec cache ``storage.cache_type``, which turns them into
+    ranged requests (``_fetch_range``); the requests and their bytes go to ``log_dir``.
+    """
 
     def __init__(self, path: str, storage: RemoteStorage, log_dir: str | None = None) -> None:
         self.storage = storage
