@@ -164,7 +164,8 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
             f"{section['naive_decode_seconds']:.1f} s "
             f"({section['naive_decode_pairs_per_s']:.1f} pairs/s)",
             "steady_pairs_per_s leaves out the process pool's start-up (time inside "
-            "ingest_segment, shared among the workers); speedup compares steady rates",
+            "ingest_segment, shared among the workers, at least the slowest segment's); "
+            "speedup compares steady rates",
             f"each case ran {profile.ingestion_repeats} time(s); its row is the run with the "
             "median steady rate, steady_range spans them all",
             f"decoders alone (decode_pair on pairs already in memory, 1 core): "
@@ -190,17 +191,20 @@ def print_remote_storage(remote: dict[str, Any], groups: dict[str, int]) -> None
         f"1b. Ingestion from modelled remote storage ({remote['model']})",
         format_table(remote["rows"], ingestion_section.REMOTE_COLUMNS),
         [
-            "the same files and cases, read through fsspec as gcsfs reads (benchmarks."
-            "ingestion.RemoteFile), each request waiting as a ranged GET from an object store "
-            "would (a sleep: the CPU is free meanwhile); GCS itself cannot be reached from here",
+            "the same files and cases, read through fsspec like gcsfs with its cache off "
+            "(benchmarks.ingestion.RemoteFile; gcsfs's default adaptive prefetcher is not "
+            "modelled), each request waiting as a ranged GET from an object store would (a "
+            "sleep: the CPU is free meanwhile); GCS itself cannot be reached from here",
             "reads: requests made; read_mib_per_pair: bytes fetched; storage_wait_s: what "
             "the requests would wait in all if nothing overlapped them",
             "read_ahead 1 reads the next image row group on a thread while the current "
             "one decodes; a segment's first read cannot be hidden, so the gain grows with "
             f"the labelled row groups per segment ({groups['with_labelled_frames']} over "
             "all segments here)",
-            "the last row runs twice as many worker processes as cores: while some wait "
-            "for bytes, the others decode",
+            "the last row runs twice as many worker processes as the one before (by "
+            "default the cores): while some wait for bytes, the others decode; each process "
+            "gets its own bandwidth here (a shared network limit is not modelled)",
+            "pairs_per_s is wall-clock, with the process pool's start-up",
         ],
     )
 

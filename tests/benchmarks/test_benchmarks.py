@@ -17,6 +17,7 @@ from benchmarks.inference import run_inference_benchmark
 from benchmarks.ingestion import (
     CountingFile,
     CountingParquetSource,
+    ProjectRun,
     RemoteStorage,
     bytes_logged,
     median_run,
@@ -26,13 +27,20 @@ from benchmarks.ingestion import (
     read_log,
     reads_logged,
     run_ingestion_benchmark,
+    steady_seconds,
 )
 from benchmarks.input_data import SPLIT, InputConfig, write_input
 from benchmarks.machine import peak_tflops
 from benchmarks.model_step import count_flops, run_model_step_benchmark
 from benchmarks.training_input import run_training_input_benchmark
 from tests import waymo_files as wf
-from waymo_unet.data.ingest import IngestionConfig, SegmentJob, decode_pair, ingest_segment
+from waymo_unet.data.ingest import (
+    IngestionConfig,
+    SegmentJob,
+    SegmentResult,
+    decode_pair,
+    ingest_segment,
+)
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -195,6 +203,13 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     assert (unread["read_ahead"], read_ahead["read_ahead"]) == (0, 1)
     assert unread["bytes_read"] == read_ahead["bytes_read"] == one["bytes_read"]  # none extra
     assert read_ahead["reads"] == unread["reads"] > 0  # requests, on the modelled storage
+
+
+@pytest.mark.parametrize(("workers", "expected"), [(1, 4.0), (2, 3.0), (4, 3.0)])
+def test_steady_time_is_shared_among_workers_but_never_below_the_slowest_segment(workers, expected):
+    results = [SegmentResult(SPLIT, name, seconds=s) for name, s in (("a", 1.0), ("b", 3.0))]
+    run = ProjectRun(workers, 10, 5.0, 0, 0, ShardStore("/tmp/unused"), results)
+    assert steady_seconds(run) == expected
 
 
 @pytest.mark.parametrize(

@@ -122,9 +122,11 @@ def read_row_groups(
 
     On remote storage a row group's read is mostly waiting for bytes; a thread fetches
     the next ones while the caller decodes the current one (pyarrow and the decoders
-    release the GIL). At most ``ahead + 1`` tables are alive: the one yielded and those
-    in flight. ``ahead=0`` reads each when it is asked for. Close the generator before
-    the file (``contextlib.closing``): closing it waits for the read in flight.
+    release the GIL). Besides the table the caller holds, at most ``ahead + 1`` are
+    alive: the next one and those in flight (a for loop keeps the previous table while
+    it asks for the next). ``ahead=0`` reads each when it is asked for. Close the
+    generator before the file (``contextlib.closing``): closing it cancels the reads not
+    started and waits for the one in flight.
     """
     groups = list(groups)
     if ahead < 1:
@@ -141,7 +143,7 @@ def read_row_groups(
                 pending.append(pool.submit(file.read_columns, groups[index + ahead], columns))
             table = pending.popleft().result()
             yield group, table
-            del table  # before the next read lands, so no more than ahead + 1 are alive
+            del table  # the caller's reference is the only one left
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
