@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests import waymo_files as wf
+from waymo_unet.data.decode import decode_camera_image
 from waymo_unet.data.ingest import (
     IngestionConfig,
     SegmentJob,
@@ -13,9 +14,16 @@ from waymo_unet.data.ingest import (
     ingest_segments,
     plan_segment_jobs,
 )
-from waymo_unet.data.parquet import ParquetSource, SchemaError
+from waymo_unet.data.parquet import ComponentFile, ParquetSource, SchemaError
 from waymo_unet.data.shards import RESULT_FILE, ShardStore
-from waymo_unet.data.waymo import CAMERA_SEGMENTATION_SCHEMA, KEY_CAMERA, PANOPTIC_LABEL_COLUMN
+from waymo_unet.data.waymo import (
+    CAMERA_IMAGE,
+    CAMERA_SEGMENTATION_SCHEMA,
+    IMAGE_COLUMN,
+    KEY_CAMERA,
+    KEY_TIMESTAMP,
+    PANOPTIC_LABEL_COLUMN,
+)
 
 CONFIG = IngestionConfig(height=16, width=24)
 
@@ -176,7 +184,16 @@ def test_cameras_not_chosen_are_counted_not_dropped(tmp_path):
 
 
 @pytest.mark.parametrize("read_ahead", [0, 1, 3])
-def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path, read_ahead):
+def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path, monkeypatch, read_ahead):
+    reads = []
+    read_columns = ComponentFile.read_columns
+
+    def recording_read_columns(self, row_group, columns):
+        reads.append((self.component, row_group))
+        return read_columns(self, row_group, columns)
+
+    monkeypatch.setattr(ComponentFile, "read_columns", recording_read_columns)
+    # Rows in camera order 1, 2, 4, 3, 5 in row groups of 4: frames straddle row groups.
     images = [wf.image_row(frame, camera) for frame in range(6) for camera in (1, 2, 4, 3, 5)]
     labels = [wf.label_row(frame, camera) for frame in (2, 3, 5) for camera in (1, 2, 4, 3, 5)]
     config = IngestionConfig(height=16, width=24, read_ahead=read_ahead)
@@ -186,10 +203,14 @@ def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path, read_ahead):
     assert [i["timestamp"] for i in result.items[::5]] == [
         wf.FRAME_0 + frame * 100_000 for frame in (2, 3, 5)
     ]
+    image_reads = [group for component, group in reads if component == CAMERA_IMAGE]
+    key_reads = len(range(0, 30, 4))
+    assert sorted(image_reads[key_reads:]) == [2, 3, 4, 6, 7]  # each read once
+    jpegs = {(row[KEY_TIMESTAMP], row[KEY_CAMERA]): row[IMAGE_COLUMN] for row in images}
     shard_images, _ = job.store.open_segment("training", wf.SEGMENT)
-    unread = IngestionConfig(height=16, width=24, read_ahead=0)
-    _, direct = ingest(tmp_path / "direct", images, labels, unread, row_group_size=4)
-    assert (shard_images == direct.store.open_segment("training", wf.SEGMENT)[0]).all()
+    for item, shard_image in zip(result.items, shard_images, strict=True):
+        jpeg = jpegs[item["timestamp"], item["camera"]]
+        assert (shard_image == decode_camera_image(jpeg, 16, 24)).all()
 
 
 def test_a_committed_segment_is_reused_and_other_settings_rebuild_it(tmp_path):

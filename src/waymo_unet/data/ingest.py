@@ -291,17 +291,24 @@ def _decode_pairs(
     config: IngestionConfig,
     result: SegmentResult,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every pair into preallocated arrays, image row group by image row group."""
+    """Decode every pair in file order, each into its place in (timestamp, camera) order.
+
+    File order reads each image row group once, even where a frame's rows straddle two
+    row groups (rows are not in camera order); unusable pairs are quarantined and left out.
+    """
     images = np.empty((len(pairs), config.height, config.width, 3), np.uint8)
     labels = np.empty((len(pairs), config.height, config.width), np.uint8)
+    items: list[dict[str, Any] | None] = [None] * len(pairs)
     read_labels = lru_cache(maxsize=2)(
         lambda g: label_file.read_columns(g, [PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN])
     )
     pixels: Counter[int] = Counter()
     images_with: Counter[int] = Counter()
-    written = 0
-    with closing(_with_image_column(image_file, pairs, config.read_ahead)) as pairs_and_jpegs:
-        for pair, jpegs in pairs_and_jpegs:
+    in_file_order = pairs.reset_index(drop=True).sort_values(
+        ["row_group_image", "row_in_group_image"], kind="stable"
+    )
+    with closing(_with_image_column(image_file, in_file_order, config.read_ahead)) as rows:
+        for pair, jpegs in rows:
             label_row = read_labels(pair.row_group_label)
             try:
                 decoded = decode_pair(
@@ -315,34 +322,35 @@ def _decode_pairs(
                 bad_file = image_file if error.component == CAMERA_IMAGE else label_file
                 result.add_quarantine(bad_file.source.path, pd.DataFrame([pair]), str(error))
                 continue
-            images[written], labels[written] = decoded.image, decoded.label
+            images[pair.Index], labels[pair.Index] = decoded.image, decoded.label
             present = np.flatnonzero(decoded.class_pixels)
             pixels.update(
                 dict(zip(present.tolist(), decoded.class_pixels[present].tolist(), strict=True))
             )
             images_with.update(present.tolist())
-            result.items.append(
-                {
-                    "timestamp": int(pair.timestamp),
-                    "camera": int(pair.camera),
-                    "source_height": decoded.source_height,
-                    "source_width": decoded.source_width,
-                }
-            )
-            written += 1
+            items[pair.Index] = {
+                "timestamp": int(pair.timestamp),
+                "camera": int(pair.camera),
+                "source_height": decoded.source_height,
+                "source_width": decoded.source_width,
+            }
     result.class_pixels, result.class_images = dict(pixels), dict(images_with)
-    return images[:written], labels[:written]
+    written = np.array([item is not None for item in items], dtype=bool)
+    result.items = [item for item in items if item is not None]
+    if written.all():
+        return images, labels
+    return images[written], labels[written]
 
 
 def _with_image_column(
     image_file: ComponentFile, pairs: pd.DataFrame, read_ahead: int
 ) -> Iterator[tuple[Any, pa.ChunkedArray]]:
-    """Each pair with the image column of its row group, the next row groups read ahead.
+    """Each pair (with its index) and the image column of its row group.
 
-    Pairs come in frame order and files keep frames in order, so each image row group
-    (the big reads) is normally read once.
+    The next row groups are read ahead while the caller decodes; a row group is read
+    again only if ``pairs`` comes back to it.
     """
-    runs = groupby(pairs.itertuples(index=False), key=attrgetter("row_group_image"))
+    runs = groupby(pairs.itertuples(index=True), key=attrgetter("row_group_image"))
     order = [group for group, _ in groupby(pairs["row_group_image"])]
     with closing(read_row_groups(image_file, [IMAGE_COLUMN], order, read_ahead)) as tables:
         for (_, run), (_, table) in zip(runs, tables, strict=True):
