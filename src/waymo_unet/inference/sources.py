@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 from waymo_unet.data.location import Location
-from waymo_unet.data.parquet import ComponentFile, ParquetSource
+from waymo_unet.data.parquet import ComponentFile, ParquetSource, read_row_groups
 from waymo_unet.data.waymo import CAMERA_IMAGE, IMAGE_COLUMN, KEY_SEGMENT
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -48,13 +49,16 @@ class CameraImageSource(Location):
     def _parquet_rows(self, path: str) -> Iterator[tuple[str, bytes]]:
         with ComponentFile(ParquetSource(path, self.storage_options), CAMERA_IMAGE) as file:
             keys = file.keys
-            for group in range(file.parquet.num_row_groups):
-                table = file.read_columns(group, [KEY_SEGMENT, IMAGE_COLUMN])
-                rows = keys[keys["row_group"] == group]
-                for segment, row, jpeg in zip(
-                    table[KEY_SEGMENT].to_pylist(),
-                    rows.itertuples(index=False),
-                    table[IMAGE_COLUMN].to_pylist(),
-                    strict=True,
-                ):
-                    yield f"{segment}_{row.timestamp}_{row.camera}", jpeg
+            groups = range(file.parquet.num_row_groups)
+            # The next row group is read while this one's images are segmented.
+            tables = read_row_groups(file, [KEY_SEGMENT, IMAGE_COLUMN], groups, ahead=1)
+            with closing(tables):
+                for group, table in tables:
+                    rows = keys[keys["row_group"] == group]
+                    for segment, row, jpeg in zip(
+                        table[KEY_SEGMENT].to_pylist(),
+                        rows.itertuples(index=False),
+                        table[IMAGE_COLUMN].to_pylist(),
+                        strict=True,
+                    ):
+                        yield f"{segment}_{row.timestamp}_{row.camera}", jpeg
