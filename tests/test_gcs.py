@@ -13,15 +13,19 @@ from pathlib import Path
 
 import gcsfs
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from gcp_storage_emulator.server import create_server
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 
+from tests import waymo_files as wf
 from tests.projects import make_project
+from waymo_unet.data.ingest import IngestionConfig, SegmentJob, ingest_segment
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
-from waymo_unet.data.waymo import CAMERA_IMAGE
+from waymo_unet.data.shards import ShardStore
+from waymo_unet.data.waymo import CAMERA_IMAGE, IMAGE_COLUMN, KEY_CAMERA, KEY_TIMESTAMP
 
 BUCKET, PREFIX = "waymo-test", "copy/v2"
 PARAMS = {"ingestion": {"height": 24, "width": 36, "workers": 2}}
@@ -110,3 +114,53 @@ def test_a_missing_object_names_the_path(bucket_with_sample):
     path = f"{bucket_with_sample}/training/camera_image/gone.parquet"
     with pytest.raises(FileNotFoundError, match=f"{path}: no such file or object"):
         ComponentFile(ParquetSource(path, {"token": "anon"}), CAMERA_IMAGE)
+
+
+def test_a_bucket_serves_only_the_labelled_row_groups(emulated_gcs, tmp_path, monkeypatch):
+    """What gcsfs really fetches: ranges of the needed columns and row groups, no more."""
+    fetched: list[tuple[str, int]] = []
+    fetch = gcsfs.GCSFileSystem._cat_file_sequential
+
+    async def recording_fetch(self, path, start=None, end=None, **kwargs):
+        data = await fetch(self, path, start=start, end=end, **kwargs)
+        fetched.append((path, len(data)))
+        return data
+
+    monkeypatch.setattr(gcsfs.GCSFileSystem, "_cat_file_sequential", recording_fetch)
+    height, width = 256, 384
+    images = [wf.image_row(f, c, height, width) for f in range(16) for c in (1, 2, 3)]
+    labels = [wf.label_row(f, c, height, width) for f in (4, 5) for c in (1, 2, 3)]
+    image_path, label_path = wf.write_segment(tmp_path / "raw", images, labels, row_group_size=6)
+    emulated_gcs.mkdir("row-groups")
+    remote = {}
+    for name, path in (("images", image_path), ("labels", label_path)):
+        remote[name] = f"gs://row-groups/{name}.parquet"
+        emulated_gcs.put(str(path), remote[name])
+    job = SegmentJob(
+        "training",
+        wf.SEGMENT,
+        ParquetSource(remote["images"], {"token": "anon"}),
+        ParquetSource(remote["labels"], {"token": "anon"}),
+        ShardStore(str(tmp_path / "shards")),
+        IngestionConfig(32, 48),
+    )
+    result = ingest_segment(job)
+
+    assert result.pairs_written == 6
+    # 8 row groups of 2 frames; the labelled frames 4 and 5 are all in the third. Needed:
+    # the footer (pyarrow reads the last 64 KiB), every row group's key columns, and the
+    # image column of the third row group.
+    metadata = pq.ParquetFile(image_path).metadata
+    names = metadata.schema.names
+    keys = [names.index(KEY_TIMESTAMP), names.index(KEY_CAMERA)]
+    needed = (
+        min(64 * 2**10, image_path.stat().st_size)
+        + sum(
+            metadata.row_group(g).column(c).total_compressed_size
+            for g in range(metadata.num_row_groups)
+            for c in keys
+        )
+        + metadata.row_group(2).column(names.index(IMAGE_COLUMN)).total_compressed_size
+    )
+    image_bytes = sum(size for path, size in fetched if path.endswith("images.parquet"))
+    assert image_bytes <= needed < image_path.stat().st_size / 2
