@@ -218,15 +218,14 @@ def open_counted(path: str, log_dir: str | None, storage: RemoteStorage | None =
 
 @dataclass(frozen=True)
 class CountingParquetSource(ParquetSource):
-    """A ``ParquetSource`` whose files count the bytes read and log them to ``log_dir``."""
+    """A local ``ParquetSource`` that logs what is read to ``log_dir`` (``open_counted``),
+    through ``storage`` when given."""
 
     log_dir: str | None = None  # None: count without logging
     storage: RemoteStorage | None = None
 
     def open(self) -> BinaryIO:
-        if self.storage is not None:
-            return open_counted(self.path, self.log_dir, self.storage)
-        return CountingFile(super().open(), self.path, self.log_dir)  # type: ignore[return-value]
+        return open_counted(self.path, self.log_dir, self.storage)
 
 
 def bytes_logged(log_dir: str | Path) -> dict[str, int]:

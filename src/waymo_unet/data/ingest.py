@@ -350,8 +350,11 @@ def _with_image_column(
     The next row groups are read ahead while the caller decodes; a row group is read
     again only if ``pairs`` comes back to it.
     """
-    runs = groupby(pairs.itertuples(index=True), key=attrgetter("row_group_image"))
-    order = [group for group, _ in groupby(pairs["row_group_image"])]
+    runs = [
+        (group, list(run))
+        for group, run in groupby(pairs.itertuples(), key=attrgetter("row_group_image"))
+    ]
+    order = [group for group, _ in runs]
     with closing(read_row_groups(image_file, [IMAGE_COLUMN], order, read_ahead)) as tables:
         for (_, run), (_, table) in zip(runs, tables, strict=True):
             jpegs = table[IMAGE_COLUMN]
