@@ -1,0 +1,154 @@
+"""16-bit greyscale PNG decoding for panoptic labels: libdeflate inflates, numba unfilters.
+
+A panoptic label is mostly large flat regions, so inflating it is mostly long copies:
+libdeflate (through imagecodecs) does that about 25x faster than the zlib inside libpng,
+and reversing the row filters (PNG spec, section 9) in a compiled loop takes about as
+long again. Together they decode a 1920x1280 label 2.4x faster than imagecodecs' libpng
+on this project's 2-core VM, with identical pixels (tests compare them on every filter
+type). Chunk CRCs are not checked; the zlib stream's Adler-32 is.
+
+Interlaced PNGs (never seen in Waymo labels) are handed to libpng.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+
+import imagecodecs
+import numba
+import numpy as np
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_GREYSCALE = 0  # IHDR colour type of a single-channel image
+PNG_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
+CHUNK_OVERHEAD = 12  # length, type and CRC around each chunk's data
+
+# Inflated rows are reused between calls of a thread: a fresh 5 MB buffer per label
+# costs about as much in page faults as decoding it.
+_scratch = threading.local()
+
+
+class PngError(ValueError):
+    """Bytes that are not a decodable PNG; the message says why."""
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    height: int
+    width: int
+    bit_depth: int
+    colour_type: int
+    interlaced: bool
+
+    @property
+    def kind(self) -> str:
+        colour = PNG_COLOUR_TYPES.get(self.colour_type, f"colour type {self.colour_type}")
+        return f"{self.bit_depth}-bit {colour}"
+
+
+def read_png_header(data: bytes) -> PngHeader:
+    """The IHDR chunk of a PNG, without inflating anything."""
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise PngError("corrupt PNG: no PNG signature and IHDR header")
+    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if not width or not height:
+        raise PngError(f"corrupt PNG: {width}x{height} pixels")
+    return PngHeader(height, width, bit_depth, colour_type, interlaced=interlace != 0)
+
+
+def image_data(data: bytes) -> bytes:
+    """The zlib stream of a PNG: its IDAT chunks, joined."""
+    parts, position = [], len(PNG_SIGNATURE)
+    while position + CHUNK_OVERHEAD <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        end = position + 8 + length
+        if end + 4 > len(data):
+            raise PngError(f"corrupt PNG: {kind!r} chunk at byte {position} is cut short")
+        if kind == b"IDAT":
+            parts.append(data[position + 8 : end])
+        elif kind == b"IEND":
+            break
+        position = end + 4
+    if not parts:
+        raise PngError("corrupt PNG: no image data (IDAT)")
+    return b"".join(parts)
+
+
+def decode_grey16(data: bytes) -> np.ndarray:
+    """The (height, width) uint16 pixels of a single-channel 16-bit PNG."""
+    header = read_png_header(data)
+    if header.bit_depth != 16 or header.colour_type != PNG_GREYSCALE:
+        raise PngError(f"expected a single-channel 16-bit PNG, got {header.kind}")
+    if header.interlaced:
+        return imagecodecs.png_decode(data)
+    stride = 2 * header.width
+    rows = _inflate(image_data(data), header.height * (1 + stride))
+    pixels = np.empty((header.height, header.width), np.uint16)
+    bad_row = _unfilter_grey16(rows.reshape(header.height, 1 + stride), pixels)
+    if bad_row >= 0:
+        raise PngError(
+            f"corrupt PNG: row {bad_row} has unknown filter type {rows[bad_row * (1 + stride)]}"
+        )
+    return pixels
+
+
+def _inflate(stream: bytes, size: int) -> np.ndarray:
+    """Exactly ``size`` inflated bytes, in this thread's reused buffer."""
+    buffer = getattr(_scratch, "rows", None)
+    if buffer is None or buffer.size < size:
+        buffer = _scratch.rows = np.empty(size, np.uint8)
+    try:
+        rows = imagecodecs.deflate_decode(stream, out=buffer[:size])
+    except imagecodecs.DeflateError as error:  # also when it inflates to more than size
+        raise PngError(f"corrupt PNG: image data does not inflate: {error}") from None
+    if len(rows) != size:
+        raise PngError(f"corrupt PNG: image data inflates to {len(rows)} bytes, not {size}")
+    return buffer[:size]
+
+
+@numba.njit(cache=True, nogil=True)
+def _unfilter_grey16(rows: np.ndarray, pixels: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Reverse each row's filter in place and write big-endian pixels as native uint16.
+
+    ``rows`` is (height, 1 + 2 * width): a filter type byte, then the filtered bytes.
+    Returns -1, or the first row whose filter type is unknown.
+    """
+    height, width = pixels.shape
+    bpp = 2  # bytes per pixel: the left neighbour of byte x is byte x - 2
+    for y in range(height):
+        filter_type = rows[y, 0]
+        current = rows[y, 1:]
+        above = rows[y - 1, 1:] if y > 0 else np.zeros_like(current)
+        if filter_type == 1:  # Sub
+            for x in range(bpp, current.size):
+                current[x] += current[x - bpp]
+        elif filter_type == 2:  # Up
+            for x in range(current.size):
+                current[x] += above[x]
+        elif filter_type == 3:  # Average
+            for x in range(current.size):
+                left = np.int32(current[x - bpp]) if x >= bpp else np.int32(0)
+                current[x] += np.uint8((left + np.int32(above[x])) >> 1)
+        elif filter_type == 4:  # Paeth
+            for x in range(current.size):
+                if x < bpp:
+                    current[x] += above[x]
+                    continue
+                a = np.int32(current[x - bpp])
+                b = np.int32(above[x])
+                c = np.int32(above[x - bpp])
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                if pa <= pb and pa <= pc:
+                    current[x] += np.uint8(a)
+                elif pb <= pc:
+                    current[x] += np.uint8(b)
+                else:
+                    current[x] += np.uint8(c)
+        elif filter_type != 0:
+            return y
+        for x in range(width):
+            pixels[y, x] = (np.uint16(current[2 * x]) << 8) | np.uint16(current[2 * x + 1])
+    return -1

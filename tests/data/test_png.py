@@ -1,0 +1,162 @@
+import itertools
+import struct
+import zlib
+
+import cv2
+import imagecodecs
+import numpy as np
+import pytest
+
+from waymo_unet.data import png
+from waymo_unet.data.png import PngError, decode_grey16, image_data, read_png_header
+
+NONE, SUB, UP, AVERAGE, PAETH = range(5)
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def filter_row(row: np.ndarray, above: np.ndarray, filter_type: int) -> np.ndarray:
+    """PNG row filter (spec section 9) of one row of bytes, 2 bytes per pixel."""
+    a = np.concatenate([[0, 0], row[:-2]]).astype(np.int32)  # left
+    b = above.astype(np.int32)
+    c = np.concatenate([[0, 0], above[:-2]]).astype(np.int32)  # upper left
+    x = row.astype(np.int32)
+    if filter_type == NONE:
+        predicted = np.zeros_like(x)
+    elif filter_type == SUB:
+        predicted = a
+    elif filter_type == UP:
+        predicted = b
+    elif filter_type == AVERAGE:
+        predicted = (a + b) // 2
+    else:
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        predicted = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    return ((x - predicted) % 256).astype(np.uint8)
+
+
+def grey16_png(
+    pixels: np.ndarray, filter_types: list[int], idat_chunks: int = 1, interlace: int = 0
+) -> bytes:
+    """A 16-bit greyscale PNG of ``pixels`` whose rows use the given filter types."""
+    height, width = pixels.shape
+    rows = pixels.astype(">u2").view(np.uint8).reshape(height, 2 * width)
+    above = np.zeros(2 * width, np.uint8)
+    filtered = b""
+    for row, filter_type in zip(rows, filter_types, strict=True):
+        filtered += bytes([filter_type]) + filter_row(row, above, filter_type).tobytes()
+        above = row
+    stream = zlib.compress(filtered, 6)
+    cuts = np.linspace(0, len(stream), idat_chunks + 1).astype(int)
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + b"".join(chunk(b"IDAT", stream[i:j]) for i, j in itertools.pairwise(cuts))
+        + chunk(b"IEND", b"")
+    )
+
+
+def panoptic_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Flat regions of a few panoptic values, with noise on some rows, like a label."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 65_536, 6).astype(np.uint16)
+    regions = (
+        np.arange(width)[None, :] * 3 // width + np.arange(height)[:, None] * 2 // height
+    ) % 6
+    pixels = values[regions]
+    pixels[::3] = rng.integers(0, 65_536, (len(pixels[::3]), width))
+    return pixels
+
+
+@pytest.mark.parametrize("filter_type", [NONE, SUB, UP, AVERAGE, PAETH])
+def test_every_filter_type_decodes_to_the_original_pixels(filter_type):
+    pixels = panoptic_like(9, 13)
+    decoded = decode_grey16(grey16_png(pixels, [filter_type] * 9))
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_mixed_filters_and_split_image_data_decode_like_libpng():
+    pixels = panoptic_like(40, 33, seed=1)
+    filters = np.random.default_rng(2).integers(0, 5, 40).tolist()
+    data = grey16_png(pixels, filters, idat_chunks=4)
+    np.testing.assert_array_equal(decode_grey16(data), pixels)
+    np.testing.assert_array_equal(decode_grey16(data), imagecodecs.png_decode(data))
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (7, 1), (128, 192)])
+def test_labels_written_by_common_encoders_decode_like_libpng(height, width):
+    pixels = panoptic_like(height, width, seed=3)
+    ok, opencv = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    assert ok
+    for data in (opencv.tobytes(), imagecodecs.png_encode(pixels, level=9)):
+        np.testing.assert_array_equal(decode_grey16(data), pixels)
+
+
+def test_buffers_reused_between_calls_do_not_leak_into_results():
+    big, small = panoptic_like(64, 96, seed=4), panoptic_like(8, 12, seed=5)
+    first = decode_grey16(grey16_png(big, [PAETH] * 64))
+    second = decode_grey16(grey16_png(small, [UP] * 8))
+    np.testing.assert_array_equal(first, big)
+    np.testing.assert_array_equal(second, small)
+
+
+def test_interlaced_pngs_are_handed_to_libpng(monkeypatch):
+    data = grey16_png(panoptic_like(16, 16), [NONE] * 16, interlace=1)
+    assert read_png_header(data).interlaced
+    handed = []
+    monkeypatch.setattr(png.imagecodecs, "png_decode", lambda data: handed.append(data) or "libpng")
+    assert decode_grey16(data) == "libpng"
+    assert handed == [data]
+
+
+def test_header_is_read_without_inflating():
+    header = read_png_header(grey16_png(panoptic_like(5, 7), [NONE] * 5))
+    assert (header.height, header.width, header.bit_depth, header.colour_type) == (5, 7, 16, 0)
+    assert header.kind == "16-bit greyscale"
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (lambda data: data[:45], "cut short"),
+        (lambda data: data[:33] + chunk(b"IEND", b""), "no image data"),
+        (lambda data: data.replace(b"IDAT", b"IDAX"), "no image data"),
+        (lambda data: data[:12] + b"XXXX" + data[16:], "no PNG signature"),
+    ],
+    ids=["truncated", "no-idat", "renamed-idat", "no-ihdr"],
+)
+def test_corrupt_pngs_say_what_is_wrong(corrupt, reason):
+    data = grey16_png(panoptic_like(20, 20), [UP] * 20)
+    with pytest.raises(PngError, match=reason):
+        decode_grey16(corrupt(data))
+
+
+def test_image_data_of_the_wrong_size_is_refused():
+    pixels = panoptic_like(6, 6)
+    data = grey16_png(pixels, [NONE] * 6)
+    taller = data[:16] + struct.pack(">I", 6) + struct.pack(">I", 7) + data[24:]
+    with pytest.raises(PngError, match="inflate"):
+        decode_grey16(taller)
+    shorter = data[:16] + struct.pack(">I", 6) + struct.pack(">I", 5) + data[24:]
+    with pytest.raises(PngError, match="inflate"):
+        decode_grey16(shorter)
+
+
+def test_unknown_filter_type_names_the_row():
+    data = grey16_png(panoptic_like(4, 4), [NONE] * 4)
+    stream = bytearray(zlib.decompress(image_data(data)))
+    stream[2 * (1 + 8)] = 7  # row 2's filter type
+    bad = data[:33] + chunk(b"IDAT", zlib.compress(bytes(stream))) + chunk(b"IEND", b"")
+    with pytest.raises(PngError, match="row 2 has unknown filter type 7"):
+        decode_grey16(bad)
+
+
+def test_only_16_bit_greyscale_is_accepted():
+    _ok, rgb = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint16))
+    with pytest.raises(PngError, match="got 16-bit RGB"):
+        decode_grey16(rgb.tobytes())
