@@ -115,7 +115,7 @@ def test_semantic_ids_that_do_not_fit_uint8_are_rejected():
 
 
 def test_label_png_kind_is_named_in_the_error():
-    with pytest.raises(DecodeError, match="single-channel 16-bit, got 8-bit RGB"):
+    with pytest.raises(DecodeError, match="not a single-channel 16-bit PNG: 8-bit RGB"):
         decode_panoptic_label(png_bytes(np.zeros((4, 4, 3), np.uint8)))
 
 

@@ -1,4 +1,5 @@
 import json
+import struct
 
 import numpy as np
 import pyarrow as pa
@@ -96,6 +97,11 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path):
         ingest_segment(job_for(tmp_path, path, None))
 
 
+def huge_header(png: bytes) -> bytes:
+    """The PNG with a width of 2**31 in its header: refused before anything is allocated."""
+    return png[:16] + struct.pack(">I", 2**31) + png[20:]
+
+
 @pytest.mark.parametrize(
     ("damage", "reason", "bad_component"),
     [
@@ -106,9 +112,14 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path):
             "label size 48x30 differs from image size 48x32",
             "camera_segmentation",
         ),
+        (
+            {"label": huge_header(wf.panoptic_png(32, 48))},
+            "2147483648x32 pixels",
+            "camera_segmentation",
+        ),
         ({"divisor": 0}, "invalid panoptic_label_divisor 0", "camera_segmentation"),
     ],
-    ids=["jpeg", "png", "size", "divisor"],
+    ids=["jpeg", "png", "size", "huge-header", "divisor"],
 )
 def test_an_unusable_pair_is_quarantined_and_the_rest_written(
     tmp_path, damage, reason, bad_component

@@ -1,5 +1,6 @@
 import itertools
 import struct
+import threading
 import zlib
 
 import cv2
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from waymo_unet.data import png
-from waymo_unet.data.png import PngError, decode_grey16, image_data, read_png_header
+from waymo_unet.data.png import PngError, decode_grey16, read_png_header, zlib_stream
 
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 
@@ -80,7 +81,7 @@ def test_every_filter_type_decodes_to_the_original_pixels(filter_type):
     np.testing.assert_array_equal(decoded, pixels)
 
 
-def test_mixed_filters_and_split_image_data_decode_like_libpng():
+def test_mixed_filters_and_split_zlib_stream_decode_like_libpng():
     pixels = panoptic_like(40, 33, seed=1)
     filters = np.random.default_rng(2).integers(0, 5, 40).tolist()
     data = grey16_png(pixels, filters, idat_chunks=4)
@@ -136,7 +137,7 @@ def test_corrupt_pngs_say_what_is_wrong(corrupt, reason):
         decode_grey16(corrupt(data))
 
 
-def test_image_data_of_the_wrong_size_is_refused():
+def test_zlib_stream_of_the_wrong_size_is_refused():
     pixels = panoptic_like(6, 6)
     data = grey16_png(pixels, [NONE] * 6)
     taller = data[:16] + struct.pack(">I", 6) + struct.pack(">I", 7) + data[24:]
@@ -149,7 +150,7 @@ def test_image_data_of_the_wrong_size_is_refused():
 
 def test_unknown_filter_type_names_the_row():
     data = grey16_png(panoptic_like(4, 4), [NONE] * 4)
-    stream = bytearray(zlib.decompress(image_data(data)))
+    stream = bytearray(zlib.decompress(zlib_stream(data)))
     stream[2 * (1 + 8)] = 7  # row 2's filter type
     bad = data[:33] + chunk(b"IDAT", zlib.compress(bytes(stream))) + chunk(b"IEND", b"")
     with pytest.raises(PngError, match="row 2 has unknown filter type 7"):
@@ -158,5 +159,67 @@ def test_unknown_filter_type_names_the_row():
 
 def test_only_16_bit_greyscale_is_accepted():
     _ok, rgb = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint16))
-    with pytest.raises(PngError, match="got 16-bit RGB"):
+    with pytest.raises(PngError, match="not a single-channel 16-bit PNG: 16-bit RGB"):
         decode_grey16(rgb.tobytes())
+
+
+def with_header(data: bytes, header: bytes) -> bytes:
+    return data[:8] + chunk(b"IHDR", header) + data[33:]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "reason"),
+    [(2**31, 20, "2147483648x20 pixels"), (2**32 - 1, 2**32 - 1, "at most"), (0, 5, "0x5")],
+)
+def test_headers_declaring_too_many_pixels_are_refused_before_allocating(width, height, reason):
+    data = grey16_png(panoptic_like(5, 7), [NONE] * 5)
+    bad = with_header(data, struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+    with pytest.raises(PngError, match=reason):
+        decode_grey16(bad)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(16, 0, 1, 0, 0), (16, 0, 0, 1, 0), (16, 0, 0, 0, 2)],
+    ids=["compression", "filter", "interlace"],
+)
+def test_invalid_ihdr_methods_are_refused(fields):
+    data = grey16_png(panoptic_like(5, 7), [NONE] * 5)
+    with pytest.raises(PngError, match="invalid IHDR"):
+        read_png_header(with_header(data, struct.pack(">II", 7, 5) + bytes(fields)))
+
+
+def test_a_short_ihdr_is_refused():
+    data = grey16_png(panoptic_like(5, 7), [NONE] * 5)
+    short = data[:8] + struct.pack(">I", 5) + data[12:]
+    with pytest.raises(PngError, match="invalid IHDR"):
+        read_png_header(short)
+
+
+def test_large_images_do_not_stay_in_the_reused_buffer(monkeypatch):
+    monkeypatch.setattr(png, "MAX_SCRATCH_BYTES", 100)
+    monkeypatch.setattr(png, "_scratch", threading.local())
+    pixels = panoptic_like(30, 40)
+    np.testing.assert_array_equal(decode_grey16(grey16_png(pixels, [PAETH] * 30)), pixels)
+    assert getattr(png._scratch, "rows", None) is None
+    tiny = panoptic_like(3, 4)
+    np.testing.assert_array_equal(decode_grey16(grey16_png(tiny, [SUB] * 3)), tiny)
+    assert png._scratch.rows.size == 3 * (1 + 8)
+
+
+def test_threads_decoding_at_once_get_their_own_pixels():
+    images = [panoptic_like(20 + i, 30 - i, seed=i) for i in range(8)]
+    encoded = [grey16_png(p, [i % 5] * len(p)) for i, p in enumerate(images)]
+    mismatches = []
+
+    def decode_many(index: int) -> None:
+        for _ in range(50):
+            if not np.array_equal(decode_grey16(encoded[index]), images[index]):
+                mismatches.append(index)
+
+    threads = [threading.Thread(target=decode_many, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not mismatches

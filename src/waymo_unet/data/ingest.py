@@ -32,6 +32,7 @@ from waymo_unet.data.decode import (
     decode_camera_image,
     decode_panoptic_label,
     jpeg_size,
+    panoptic_label_size,
     resize_label,
     semantic_from_panoptic,
     semantic_histogram,
@@ -176,13 +177,13 @@ def decode_pair(
         raise DecodeError("label bytes are empty")
     if divisor is None or divisor < 1:
         raise DecodeError(f"invalid panoptic_label_divisor {divisor}")
-    source_size = jpeg_size(jpeg)
-    panoptic = decode_panoptic_label(png)
-    if panoptic.shape != source_size:
+    source_size, label_size = jpeg_size(jpeg), panoptic_label_size(png)
+    if label_size != source_size:
         raise DecodeError(
-            f"label size {panoptic.shape[1]}x{panoptic.shape[0]} differs from image size "
+            f"label size {label_size[1]}x{label_size[0]} differs from image size "
             f"{source_size[1]}x{source_size[0]}"
         )
+    panoptic = decode_panoptic_label(png)
     label = semantic_from_panoptic(resize_label(panoptic, height, width), divisor)
     return DecodedPair(
         image=decode_camera_image(jpeg, height, width),
