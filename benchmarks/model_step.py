@@ -28,6 +28,7 @@ from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.loop import BatchSettings, Optimisation, make_optimizer, optimizer_step
 from waymo_unet.training.loss import SegmentationLoss
 from waymo_unet.training.precision import Precision, choose_precision, cpu_has_native_bf16
+from waymo_unet.training.train import autotune_convolutions
 
 logger = logging.getLogger(__name__)
 COLUMNS = [
@@ -97,6 +98,7 @@ def measure_step(
     height, width = case.height or height, case.width or width
     torch.manual_seed(0)
     precision: Precision = choose_precision(case.precision, device)
+    autotune_convolutions(device)  # as training does
     model = build_unet(unet).to(device)
     memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)

@@ -9,7 +9,7 @@ from tests.tiny_shards import LUT
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
-from waymo_unet.training.train import TrainConfig, train_model
+from waymo_unet.training.train import TrainConfig, autotune_convolutions, train_model
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
 CONFIG = TrainConfig(
@@ -138,3 +138,10 @@ def test_a_process_killed_mid_run_resumes_to_the_unbroken_history(tiny_shards, t
     resumed = run(tiny_shards, checkpoints)
     unbroken = run(tiny_shards)
     assert_same_history(resumed.history, unbroken.history)
+
+
+@pytest.mark.parametrize(("device", "tuned"), [("cpu", False), ("cuda", True), ("cuda:1", True)])
+def test_convolution_autotuning_is_turned_on_for_cuda_only(device, tuned, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    autotune_convolutions(torch.device(device))
+    assert torch.backends.cudnn.benchmark is tuned

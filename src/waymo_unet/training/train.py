@@ -111,6 +111,16 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def autotune_convolutions(device: torch.device) -> None:
+    """On CUDA, let cuDNN time its convolution algorithms per input shape and keep the fastest.
+
+    Training and evaluation batches have one fixed size, so the search (a few steps) pays
+    off for the rest of the run. The CPU has nothing to tune.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def run_fingerprint(config: TrainConfig, unet: UNetConfig, data_signature: dict[str, Any]) -> str:
     """Identifies what a run computes; a checkpoint of another fingerprint is not resumed."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _RUNTIME_ONLY}
@@ -185,6 +195,7 @@ def _build_run(
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {world} ranks")
     device = resolve_device(config.device)
     device = distributed.device(device) if distributed else device
+    autotune_convolutions(device)
     precision = choose_precision(config.precision, device)
     channels_last = (
         config.channels_last if config.channels_last is not None else precision.dtype is not None
