@@ -173,6 +173,8 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
             f"here; 1 worker reaches "
             f"{100 * section['single_worker_share_of_decode_only']:.0f}% of it (the rest is "
             "reading, BROTLI and writing shards)",
+            "label PNG alone, ms each on the same labels: "
+            + ", ".join(f"{name} {ms:.1f}" for name, ms in section["label_decode_ms"].items()),
             f"image row groups holding labelled frames: {groups['with_labelled_frames']} of "
             f"{groups['total']} (read_fraction follows from it)",
             f"same pairs as the baseline: {agreement['pairs_matched']}; labels equal on "

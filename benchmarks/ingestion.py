@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import cv2
+import imagecodecs
 import numpy as np
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
@@ -47,6 +48,7 @@ from waymo_unet.data.ingest import (
     plan_segment_jobs,
 )
 from waymo_unet.data.parquet import ParquetSource
+from waymo_unet.data.png import decode_grey16
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     IMAGE_COLUMN,
@@ -390,10 +392,14 @@ def project_ingest(
     return ProjectRun(workers, pairs, seconds, bytes_read, reads_logged(log_dir), store, results)
 
 
-def decode_only_rate(data: BenchmarkInput, height: int, width: int, limit: int = 100) -> float:
-    """Pairs/s of ``decode_pair`` alone on one core: bytes in memory, no parquet, no shards.
+def decode_only_rate(
+    data: BenchmarkInput, height: int, width: int, limit: int = 100
+) -> tuple[float, dict[str, float]]:
+    """Pairs/s of ``decode_pair`` alone on one core (bytes in memory, no parquet, no
+    shards), and ms per label PNG of each decoder in ``LABEL_DECODERS`` on the same labels.
 
-    The ceiling one ingestion worker could reach on this machine with these decoders.
+    The first is the ceiling one ingestion worker could reach on this machine with these
+    decoders; the second shows what the project's PNG decoder buys.
     """
     reader = EncodedPairReader()
     pairs = [reader.read(where) for where in pair_locations(data)[:limit]]
@@ -403,7 +409,32 @@ def decode_only_rate(data: BenchmarkInput, height: int, width: int, limit: int =
         for jpeg, png, divisor in pairs:
             decode_pair(jpeg, png, divisor, height, width)
         seconds = time.perf_counter() - start
-    return len(pairs) / seconds if seconds else 0.0
+        labels = [png for _, png, _ in pairs]
+        label_ms = {name: _ms_per_call(decode, labels) for name, decode in LABEL_DECODERS.items()}
+    return (len(pairs) / seconds if seconds else 0.0), label_ms
+
+
+def _opencv_png_decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+LABEL_DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
+    "waymo_unet.data.png (libdeflate + numba)": decode_grey16,
+    "imagecodecs.png_decode (libpng)": imagecodecs.png_decode,
+    "cv2.imdecode": _opencv_png_decode,
+}
+
+
+def _ms_per_call(function: Callable[[bytes], object], inputs: list[bytes]) -> float:
+    """Milliseconds per call over ``inputs``, the fastest of 3 passes after a warm-up call."""
+    function(inputs[0])
+    passes = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for item in inputs:
+            function(item)
+        passes.append((time.perf_counter() - start) / len(inputs))
+    return 1000 * min(passes)
 
 
 # Comparison ------------------------------------------------------------------------------
@@ -618,7 +649,7 @@ def run_ingestion_benchmark(
     add_speedups(rows)
     first = runs[0]
     agreement = compare_outputs(naive, first)
-    decode_only = decode_only_rate(data, height, width)
+    decode_only, label_decode_ms = decode_only_rate(data, height, width)
     section = {
         "size": [height, width],
         "rows": rows,
@@ -629,6 +660,7 @@ def run_ingestion_benchmark(
         else 0.0,
         "agreement": agreement,
         "decode_only_pairs_per_s": decode_only,
+        "label_decode_ms": label_decode_ms,
         "single_worker_share_of_decode_only": rows[1]["steady_pairs_per_s"] / decode_only
         if decode_only
         else 0.0,

@@ -15,6 +15,7 @@ from benchmarks.__main__ import Profile, run
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
 from benchmarks.inference import run_inference_benchmark
 from benchmarks.ingestion import (
+    LABEL_DECODERS,
     CountingFile,
     CountingParquetSource,
     ProjectRun,
@@ -196,6 +197,9 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     )
     assert run_1.workers == 1
     assert naive["runs"] == one["runs"] == two["runs"] == 2
+    assert section["decode_only_pairs_per_s"] > 0
+    assert set(section["label_decode_ms"]) == set(LABEL_DECODERS)
+    assert all(ms > 0 for ms in section["label_decode_ms"].values())
     remote_naive, unread, read_ahead, two_workers, four_workers = section["remote"]["rows"]
     assert (two_workers["workers"], four_workers["workers"]) == (2, 4)
     assert two_workers["pairs"] == four_workers["pairs"] == naive["pairs"]
