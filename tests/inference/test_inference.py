@@ -68,6 +68,7 @@ def test_unseen_sizes_get_labels_of_their_own_size_and_bad_images_are_skipped(
         assert prediction.waymo_ids.shape == (50, 70)
         assert set(np.unique(prediction.waymo_ids)) <= {2, 20, 25}
     assert "Skipping broken" in caplog.text
+    assert "Skipped 1 image(s) that could not be decoded (reasons above): broken" in caplog.text
 
 
 def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_folder, tmp_path):

@@ -24,6 +24,8 @@ from waymo_unet.training.train import resolve_device
 
 logger = logging.getLogger(__name__)
 
+MAX_NAMES_LOGGED = 20  # in the closing summary; each skip is logged with its reason anyway
+
 
 @dataclass
 class Prediction:
@@ -45,7 +47,8 @@ def segment_images(
     model.to(target)
     height, width = model.image_size
     done, start = 0, time.perf_counter()
-    decoded = _decodable(images)
+    skipped: list[str] = []
+    decoded = _decodable(images, skipped)
     while batch := list(islice(decoded, batch_size)):
         names = [name for name, _ in batch]
         full = [image for _, image in batch]
@@ -63,12 +66,29 @@ def segment_images(
         logger.info(
             "segmented %d image(s), %.1f images/s", done, done / (time.perf_counter() - start)
         )
+    if skipped:
+        named = ", ".join(skipped[:MAX_NAMES_LOGGED])
+        more = (
+            f" and {len(skipped) - MAX_NAMES_LOGGED} more"
+            if len(skipped) > MAX_NAMES_LOGGED
+            else ""
+        )
+        logger.warning(
+            "Skipped %d image(s) that could not be decoded (reasons above): %s%s",
+            len(skipped),
+            named,
+            more,
+        )
 
 
-def _decodable(images: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, np.ndarray]]:
-    """Full-size RGB images; one that cannot be decoded is logged by name and skipped."""
+def _decodable(
+    images: Iterable[tuple[str, bytes]], skipped: list[str]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Full-size RGB images; one that cannot be decoded is logged, added to ``skipped``
+    by name, and left out."""
     for name, jpeg in images:
         try:
             yield name, decode_camera_image(jpeg, *jpeg_size(jpeg))
         except DecodeError as error:
             logger.warning("Skipping %s: %s", name, error)
+            skipped.append(name)
