@@ -392,7 +392,7 @@ def project_ingest(
     return ProjectRun(workers, pairs, seconds, bytes_read, reads_logged(log_dir), store, results)
 
 
-def decode_only_rate(
+def time_decoders_alone(
     data: BenchmarkInput, height: int, width: int, limit: int = 100
 ) -> tuple[float, dict[str, float]]:
     """Pairs/s of ``decode_pair`` alone on one core (bytes in memory, no parquet, no
@@ -649,7 +649,7 @@ def run_ingestion_benchmark(
     add_speedups(rows)
     first = runs[0]
     agreement = compare_outputs(naive, first)
-    decode_only, label_decode_ms = decode_only_rate(data, height, width)
+    decode_only, label_decode_ms = time_decoders_alone(data, height, width)
     section = {
         "size": [height, width],
         "rows": rows,

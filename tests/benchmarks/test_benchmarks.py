@@ -338,3 +338,4 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         "5. Full",
     ):
         assert title in printed
+    assert "label PNG alone, ms each on the same labels: waymo_unet.data.png" in printed

@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests import waymo_files as wf
-from waymo_unet.data.decode import decode_camera_image
+from waymo_unet.data import ingest as ingest_module
+from waymo_unet.data.decode import decode_camera_image, decode_panoptic_label
 from waymo_unet.data.ingest import (
     IngestionConfig,
     SegmentJob,
@@ -140,6 +141,20 @@ def test_an_unusable_pair_is_quarantined_and_the_rest_written(
     assert reason in row["reason"]
     assert (row["timestamp"], row["camera"]) == (wf.FRAME_0, 2)
     assert f"/{bad_component}/" in row["file"]
+
+
+def test_a_label_of_the_wrong_size_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(
+        ingest_module,
+        "decode_panoptic_label",
+        lambda png: decoded.append(png) or decode_panoptic_label(png),
+    )
+    labels = [wf.label_row(0, camera) for camera in (1, 2)]
+    labels[1][PANOPTIC_LABEL_COLUMN] = wf.panoptic_png(30, 48)
+    result, _ = ingest(tmp_path, [wf.image_row(0, camera) for camera in (1, 2)], labels)
+    assert "label size 48x30 differs" in result.quarantine[0]["reason"]
+    assert decoded == [labels[0][PANOPTIC_LABEL_COLUMN]]  # only the good label was inflated
 
 
 def test_label_rows_without_an_image_are_quarantined(tmp_path):

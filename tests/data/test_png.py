@@ -39,9 +39,11 @@ def filter_row(row: np.ndarray, above: np.ndarray, filter_type: int) -> np.ndarr
     return ((x - predicted) % 256).astype(np.uint8)
 
 
-def grey16_png(
-    pixels: np.ndarray, filter_types: list[int], idat_chunks: int = 1, interlace: int = 0
-) -> bytes:
+ADAM7_PASSES = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2)]
+ADAM7_PASSES += [(0, 1, 1, 2)]  # (first column, first row, column step, row step)
+
+
+def grey16_png(pixels: np.ndarray, filter_types: list[int], idat_chunks: int = 1) -> bytes:
     """A 16-bit greyscale PNG of ``pixels`` whose rows use the given filter types."""
     height, width = pixels.shape
     rows = pixels.astype(">u2").view(np.uint8).reshape(height, 2 * width)
@@ -50,7 +52,20 @@ def grey16_png(
     for row, filter_type in zip(rows, filter_types, strict=True):
         filtered += bytes([filter_type]) + filter_row(row, above, filter_type).tobytes()
         above = row
-    stream = zlib.compress(filtered, 6)
+    return assemble_png(width, height, filtered, idat_chunks=idat_chunks)
+
+
+def interlaced_grey16_png(pixels: np.ndarray) -> bytes:
+    """An Adam7-interlaced 16-bit greyscale PNG of ``pixels``, rows unfiltered."""
+    passes = [pixels[y::dy, x::dx] for x, y, dx, dy in ADAM7_PASSES]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for sub in passes if sub.size for row in sub)
+    return assemble_png(pixels.shape[1], pixels.shape[0], raw, interlace=1)
+
+
+def assemble_png(
+    width: int, height: int, raw: bytes, idat_chunks: int = 1, interlace: int = 0
+) -> bytes:
+    stream = zlib.compress(raw, 6)
     cuts = np.linspace(0, len(stream), idat_chunks + 1).astype(int)
     header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, interlace)
     return (
@@ -106,19 +121,27 @@ def test_buffers_reused_between_calls_do_not_leak_into_results():
     np.testing.assert_array_equal(second, small)
 
 
-def test_interlaced_pngs_are_handed_to_libpng(monkeypatch):
-    data = grey16_png(panoptic_like(16, 16), [NONE] * 16, interlace=1)
+def test_interlaced_pngs_are_decoded_by_libpng(monkeypatch):
+    pixels = panoptic_like(21, 30)
+    data = interlaced_grey16_png(pixels)
     assert read_png_header(data).interlaced
-    handed = []
-    monkeypatch.setattr(png.imagecodecs, "png_decode", lambda data: handed.append(data) or "libpng")
-    assert decode_grey16(data) == "libpng"
-    assert handed == [data]
+    np.testing.assert_array_equal(decode_grey16(data), pixels)
+    with pytest.raises(PngError, match="corrupt PNG"):
+        decode_grey16(data[:-30] + data[-12:])  # cut inside the image data
 
 
-def test_header_is_read_without_inflating():
+def test_header_is_read_without_inflating(monkeypatch):
+    monkeypatch.setattr(png, "_inflate", lambda *_: pytest.fail("inflated"))
     header = read_png_header(grey16_png(panoptic_like(5, 7), [NONE] * 5))
     assert (header.height, header.width, header.bit_depth, header.colour_type) == (5, 7, 16, 0)
     assert header.kind == "16-bit greyscale"
+
+
+def flip_checksum(data: bytes) -> bytes:
+    """The PNG with one bit of its zlib stream's Adler-32 flipped (chunk CRCs are not checked)."""
+    stream = bytearray(zlib_stream(data))
+    stream[-1] ^= 1
+    return data[:33] + chunk(b"IDAT", bytes(stream)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
@@ -128,8 +151,9 @@ def test_header_is_read_without_inflating():
         (lambda data: data[:33] + chunk(b"IEND", b""), "no image data"),
         (lambda data: data.replace(b"IDAT", b"IDAX"), "no image data"),
         (lambda data: data[:12] + b"XXXX" + data[16:], "no PNG signature"),
+        (flip_checksum, "does not inflate"),
     ],
-    ids=["truncated", "no-idat", "renamed-idat", "no-ihdr"],
+    ids=["truncated", "no-idat", "renamed-idat", "no-ihdr", "adler32"],
 )
 def test_corrupt_pngs_say_what_is_wrong(corrupt, reason):
     data = grey16_png(panoptic_like(20, 20), [UP] * 20)

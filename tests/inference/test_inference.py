@@ -15,7 +15,7 @@ from waymo_unet.datasets import (
     DeployedModelDataset,
     SegmentationModelDataset,
 )
-from waymo_unet.inference.predict import segment_images
+from waymo_unet.inference.predict import name_some, segment_images
 from waymo_unet.inference.sources import CameraImageSource
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
@@ -108,3 +108,16 @@ def test_a_missing_model_says_which_pipeline_makes_it(tmp_path):
         SegmentationModelDataset(str(tmp_path / "absent.pt")).load()
     with pytest.raises(DatasetError, match="kedro run --pipeline training"):
         DeployedModelDataset(str(tmp_path / "absent")).load()
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ([], ""),
+        (["a", "b"], "a, b"),
+        (["a", "b", "c"], "a, b, c"),
+        (list("abcde"), "a, b, c and 2 more"),
+    ],
+)
+def test_long_lists_of_skipped_names_are_cut(names, expected):
+    assert name_some(names, limit=3) == expected

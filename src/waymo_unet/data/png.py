@@ -4,8 +4,8 @@ A panoptic label is mostly large flat regions, so inflating it is mostly long co
 which libdeflate (through imagecodecs) does about 35x faster than zlib (0.3 ms for a
 1920x1280 label on this project's 2-core VM); reversing the row filters (PNG spec,
 section 9) in a compiled loop takes most of the rest (about 2.3 ms). The whole decode
-is about 4x imagecodecs' libpng on the benchmark's labels (2.8 against 11.7 ms), 2x on
-noisy images, with identical pixels. Chunk CRCs are not checked; the zlib stream's
+is about 4x imagecodecs' libpng on the benchmark's labels (2.8 against 11.7 ms), 1.1-1.6x
+on noisy images, with identical pixels. Chunk CRCs are not checked; the zlib stream's
 Adler-32 is.
 
 Interlaced PNGs (never seen in Waymo labels) are handed to libpng.
@@ -26,7 +26,7 @@ PNG_GREYSCALE = 0  # IHDR colour type of a single-channel image
 PNG_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
 CHUNK_OVERHEAD = 12  # length, type and CRC around each chunk's data
 IHDR_LENGTH = 13
-MAX_PIXELS = 2**26  # 26x a 1920x1280 label: refuse larger headers before allocating
+MAX_PIXELS = 2**26  # 27x a 1920x1280 label: refuse larger headers before allocating
 
 # Inflated rows are reused between calls of a thread: a fresh 5 MB buffer per label
 # costs about as much in page faults as decoding it. Larger ones are not kept.

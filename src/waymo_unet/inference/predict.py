@@ -67,18 +67,17 @@ def segment_images(
             "segmented %d image(s), %.1f images/s", done, done / (time.perf_counter() - start)
         )
     if skipped:
-        named = ", ".join(skipped[:MAX_NAMES_LOGGED])
-        more = (
-            f" and {len(skipped) - MAX_NAMES_LOGGED} more"
-            if len(skipped) > MAX_NAMES_LOGGED
-            else ""
-        )
         logger.warning(
-            "Skipped %d image(s) that could not be decoded (reasons above): %s%s",
+            "Skipped %d image(s) that could not be decoded (reasons above): %s",
             len(skipped),
-            named,
-            more,
+            name_some(skipped),
         )
+
+
+def name_some(names: list[str], limit: int = MAX_NAMES_LOGGED) -> str:
+    """The first ``limit`` names, then how many more there are."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def _decodable(

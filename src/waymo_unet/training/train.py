@@ -115,7 +115,9 @@ def autotune_convolutions(device: torch.device) -> None:
     """On CUDA, let cuDNN time its convolution algorithms per input shape and keep the fastest.
 
     Training and evaluation batches have one fixed size, so the search (a few steps) pays
-    off for the rest of the run. The CPU has nothing to tune.
+    off for the rest of the run. The flag is process-wide and stays set, which suits any
+    later model call of fixed size too (inference resizes to the model's size). The CPU
+    has nothing to tune.
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
