@@ -3,7 +3,7 @@
 JPEGs are decoded with libjpeg's DCT scaling straight to the smallest scale that still
 covers the target size (a 1920x1280 frame to 768x512 decodes at half scale), then
 resized bilinearly. Panoptic PNGs are decoded by ``png.decode_grey16`` (libdeflate and
-a compiled unfilter: about 4x imagecodecs' libpng and 7x OpenCV's on the benchmark's
+a compiled unfilter: about 4x imagecodecs' libpng and 6x OpenCV's on the benchmark's
 labels); a label's header is read first, so one of the wrong kind or size is refused
 before any pixel is inflated. Labels are resized with exact nearest neighbour *before*
 the division by the panoptic divisor: same result, a quarter of the work at half scale.
