@@ -1,11 +1,13 @@
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from waymo_unet.models.unet import UNetConfig, build_unet
+from waymo_unet.training.data import AugmentConfig
 from waymo_unet.training.loop import (
     BatchSettings,
     Optimisation,
@@ -136,3 +138,33 @@ def test_cuda_mixed_precision_step_lowers_the_loss(requested):
         for _ in range(3)
     ]
     assert losses[2]["train_loss"] < losses[0]["train_loss"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_steps_do_not_synchronise_with_the_host():
+    """An epoch synchronises a fixed number of times (reading its loss), not once per step."""
+    device = torch.device("cuda")
+
+    def synchronisations(batches: int) -> int:
+        torch.manual_seed(0)
+        precision = choose_precision("auto", device)
+        model = build_unet(UNetConfig(num_classes=2, base_channels=8, depth=3)).to(device)
+        optimizer = make_optimizer(model, 1e-2, 0.0, device)
+        optimisation = Optimisation(
+            optimizer, warmup_cosine(optimizer, 10, 1), precision.grad_scaler(), grad_clip=1.0
+        )
+        settings = BatchSettings(device, precision, channels_last=True, augment=AugmentConfig())
+        loader = fixed_batch_loader() * batches
+        loss_fn = SegmentationLoss().to(device)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                train_one_epoch(model, loader, loss_fn, optimisation, settings, torch.Generator())
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(warning.message) for warning in caught)
+
+    assert synchronisations(2) == synchronisations(6)

@@ -15,6 +15,13 @@ UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
 CONFIG = TrainConfig(
     epochs=3, batch_size=4, learning_rate=1e-2, num_workers=0, precision="fp32", log_every=2
 )
+CUDA = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    ],
+)
 COMPARED = ("epoch", "train_loss", "val_loss", "mean_iou", "pixel_accuracy", "lr")
 
 
@@ -145,3 +152,21 @@ def test_convolution_autotuning_is_turned_on_for_cuda_only(device, tuned, monkey
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     autotune_convolutions(torch.device(device))
     assert torch.backends.cudnn.benchmark is tuned
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_a_run_on_each_device_learns_and_resumes_from_its_checkpoint(
+    tiny_shards, tmp_path, device
+):
+    # On CUDA "auto" is bf16 or fp16 with pinned memory, fused AdamW and cuDNN autotuning.
+    config = TrainConfig(**{**CONFIG.__dict__, "device": device, "precision": "auto"})
+    store = CheckpointStore(str(tmp_path))
+    first = run(tiny_shards, store, config=config)
+    losses = [record["train_loss"] for record in first.history]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < losses[0]
+    assert store.load()["epoch"] == config.epochs
+    epochs_run = []
+    again = run(tiny_shards, store, config=config, callbacks=[epochs_run.append])
+    assert epochs_run == []
+    assert comparable(again.history) == comparable(first.history)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 # ImageNet statistics in uint8 units: the usual choice, and stored with every model.
@@ -18,9 +20,21 @@ def to_model_input(
     """uint8 (N, H, W, 3) or float (N, 3, H, W) pixels -> normalised float (N, 3, H, W)."""
     if images.dtype == torch.uint8:
         images = images.permute(0, 3, 1, 2).float()
-    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
-    images = (images - mean_t) / std_t
+    images = (images - per_channel(tuple(mean), images.device)) / per_channel(
+        tuple(std), images.device
+    )
     if channels_last:
         return images.contiguous(memory_format=torch.channels_last)
     return images.contiguous()
+
+
+@lru_cache(maxsize=16)
+def per_channel(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """``values`` as a (1, C, 1, 1) constant on ``device``, made once per device.
+
+    Made per batch, it would be a blocking copy from the host, which on CUDA makes the
+    host wait for every queued kernel at each step. Made outside inference mode, so a
+    constant first needed by an evaluation also serves training.
+    """
+    with torch.inference_mode(False):
+        return torch.tensor(values, device=device).view(1, -1, 1, 1)

@@ -113,10 +113,21 @@ def augment_batch(
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
     theta[:, 0, 2], theta[:, 1, 2] = shift[0], shift[1]
-    grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
+    grid = F.affine_grid(to_device(theta, images.device), list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", align_corners=False)
     labels = F.grid_sample(labels[:, None].float(), grid, mode="nearest", align_corners=False)
     return images, labels[:, 0].to(torch.uint8)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device`` without making the host wait for the GPU.
+
+    A copy from pageable memory to CUDA waits for the stream's queued kernels; one from
+    pinned memory with ``non_blocking`` is queued behind them instead.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def prepare_batch(
