@@ -43,6 +43,25 @@ def test_dice_is_one_for_a_perfect_prediction_and_ignores_ignored_pixels():
     assert loss.item() == pytest.approx(0.0, abs=1e-3)
 
 
+def test_dice_averages_the_classes_present_only():
+    logits = torch.randn(2, 4, 3, 5, requires_grad=True)
+    target = torch.randint(0, 2, (2, 3, 5))  # classes 2 and 3 absent
+    probabilities = logits.softmax(dim=1)
+    one_hot = F.one_hot(target, 4).permute(0, 3, 1, 2)
+    per_class = (2 * (probabilities * one_hot).sum((0, 2, 3)) + 1) / (
+        probabilities.sum((0, 2, 3)) + one_hot.sum((0, 2, 3)) + 1
+    )
+    torch.testing.assert_close(soft_dice(logits, target, 255), per_class[:2].mean())
+
+
+def test_dice_of_an_all_ignored_batch_is_one_with_finite_gradients():
+    logits = torch.randn(1, 3, 2, 2, requires_grad=True)
+    dice = soft_dice(logits, torch.full((1, 2, 2), 255), 255)
+    assert dice.item() == 1.0
+    dice.backward()
+    assert torch.isfinite(logits.grad).all()
+
+
 def test_warmup_then_cosine_schedule():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = warmup_cosine(optimizer, total_steps=10, warmup_steps=2, min_ratio=0.1)
@@ -156,7 +175,7 @@ def test_cuda_training_steps_do_not_synchronise_with_the_host():
         )
         settings = BatchSettings(device, precision, channels_last=True, augment=AugmentConfig())
         loader = fixed_batch_loader() * batches
-        loss_fn = SegmentationLoss().to(device)
+        loss_fn = SegmentationLoss(dice_weight=0.5).to(device)
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("warn")
         try:

@@ -155,9 +155,7 @@ def test_convolution_autotuning_is_turned_on_for_cuda_only(device, tuned, monkey
 
 
 @pytest.mark.parametrize("device", ["cpu", CUDA])
-def test_a_run_on_each_device_learns_and_resumes_from_its_checkpoint(
-    tiny_shards, tmp_path, device
-):
+def test_a_run_on_each_device_learns_and_resumes_from_its_checkpoint(tiny_shards, tmp_path, device):
     # On CUDA "auto" is bf16 or fp16 with pinned memory, fused AdamW and cuDNN autotuning.
     config = TrainConfig(**{**CONFIG.__dict__, "device": device, "precision": "auto"})
     store = CheckpointStore(str(tmp_path))

@@ -43,4 +43,8 @@ def soft_dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> 
     cardinality = probabilities.sum(dims) + one_hot.sum(dims)
     present = one_hot.sum(dims) > 0
     dice = (2 * intersection + 1.0) / (cardinality + 1.0)
-    return dice[present].mean() if present.any() else dice.new_tensor(1.0)
+    # Masked, not indexed: dice[present] and a Python test of present.any() would both
+    # make the host wait for the GPU at every step.
+    count = present.sum()
+    mean_present = (dice * present).sum() / count.clamp(min=1)
+    return torch.where(count > 0, mean_present, torch.ones_like(mean_present))
