@@ -46,3 +46,16 @@ def test_the_manifest_describes_input_and_classes(model):
     assert manifest["input"]["shape"] == ["batch", 3, 20, 28]
     assert [c["name"] for c in manifest["classes"]] == ["CAR", "ROAD", "SKY"]
     assert all(c["colour"].startswith("#") for c in manifest["classes"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_deployed_model_runs_on_cuda_like_on_the_cpu(deployed):
+    images = torch.randint(0, 256, (4, 20, 28, 3), dtype=torch.uint8)
+    on_cpu = deployed.predict_indices(images)
+    try:
+        on_gpu = deployed.to("cuda").predict_indices(images)
+    finally:
+        deployed.to("cpu")
+    assert on_gpu.device.type == "cuda"
+    assert (on_gpu.cpu() == on_cpu).float().mean() > 0.99  # TF32 convolutions may differ
