@@ -401,8 +401,7 @@ def time_decoders_alone(
     The first is the ceiling one ingestion worker could reach on this machine with these
     decoders; the second shows what the project's PNG decoder buys.
     """
-    reader = EncodedPairReader()
-    pairs = [reader.read(where) for where in pair_locations(data)[:limit]]
+    pairs = EncodedPairReader().read_all(pair_locations(data)[:limit])
     with opencv_threads(1):
         decode_pair(*pairs[0], height, width)  # first call loads the codecs
         start = time.perf_counter()

@@ -121,9 +121,7 @@ def run_training_input_benchmark(
     index = shard_index(shards_run.results)
     locations = pair_locations(data)
     from_parquet = ParquetRowDataset(locations, height, width, lut)
-    in_memory = EncodedPairDataset(
-        [from_parquet.encoded(i) for i in range(len(from_parquet))], height, width, lut
-    )
+    in_memory = EncodedPairDataset(from_parquet.reader.read_all(locations), height, width, lut)
     from_parquet.close()  # the loader's workers open their own files
     augment, generator = AugmentConfig(), torch.Generator().manual_seed(0)
     cpu = torch.device("cpu")

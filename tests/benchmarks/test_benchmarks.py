@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import Profile, run
+from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
 from benchmarks.inference import run_inference_benchmark
 from benchmarks.ingestion import (
@@ -339,3 +340,20 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
     ):
         assert title in printed
     assert "label PNG alone, ms each on the same labels: waymo_unet.data.png" in printed
+
+
+def test_reading_all_pairs_decompresses_each_row_group_once(tiny_input, monkeypatch):
+    locations = pair_locations(tiny_input)
+    one_by_one = [EncodedPairReader().read(where) for where in locations]
+    reads = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def counted(self, index, *args, **kwargs):
+        reads.append(index)
+        return read_row_group(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+    assert EncodedPairReader().read_all(locations) == one_by_one
+    groups = {(w.image_path, w.image_group) for w in locations}
+    groups |= {(w.label_path, w.label_group) for w in locations}
+    assert len(reads) == len(groups) < 2 * len(locations)
