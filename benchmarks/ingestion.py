@@ -237,7 +237,13 @@ def bytes_logged(log_dir: str | Path) -> dict[str, int]:
 
 def reads_logged(log_dir: str | Path) -> int:
     """Read calls (requests, on remote storage) of every open logged under ``log_dir``."""
-    return sum(counts[1] for counts in read_log(log_dir).values())
+    return log_totals(log_dir)[1]
+
+
+def log_totals(log_dir: str | Path) -> tuple[int, int]:
+    """Bytes and read calls of every open logged under ``log_dir``, in all (one parse)."""
+    counts = read_log(log_dir).values()
+    return sum(size for size, _ in counts), sum(reads for _, reads in counts)
 
 
 def read_log(log_dir: str | Path) -> dict[str, tuple[int, int]]:
@@ -334,8 +340,7 @@ def naive_ingest(
         run.decode_seconds += time.perf_counter() - decode_start
     run.seconds = time.perf_counter() - start
     run.pairs = len(run.images)
-    run.bytes_read = sum(bytes_logged(log_dir).values())
-    run.reads = reads_logged(log_dir)
+    run.bytes_read, run.reads = log_totals(log_dir)
     return run
 
 
@@ -388,8 +393,7 @@ def project_ingest(
     results = ingest_segments(jobs, workers)
     seconds = time.perf_counter() - start
     pairs = sum(r.pairs_written for r in results)
-    bytes_read = sum(bytes_logged(log_dir).values())
-    return ProjectRun(workers, pairs, seconds, bytes_read, reads_logged(log_dir), store, results)
+    return ProjectRun(workers, pairs, seconds, *log_totals(log_dir), store, results)
 
 
 def time_decoders_alone(
