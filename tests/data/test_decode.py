@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from waymo_unet.data import decode
 from waymo_unet.data.decode import (
     DecodeError,
     decode_camera_image,
@@ -119,15 +118,37 @@ def test_label_png_kind_is_named_in_the_error():
         decode_panoptic_label(png_bytes(np.zeros((4, 4, 3), np.uint8)))
 
 
-@pytest.mark.parametrize("divisor", [1000, 7, 256, 65_536])
-@pytest.mark.parametrize("exact_limit", [2**24, 0], ids=["calcHist", "bincount"])
-def test_histogram_counts_semantic_ids(divisor, exact_limit, monkeypatch):
-    monkeypatch.setattr(decode, "MAX_EXACT_HISTOGRAM_PIXELS", exact_limit)
-    panoptic = np.random.default_rng(1).integers(0, 65_536, (50, 70)).astype(np.uint16)
+def random_runs(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """uint16 values in runs of random length (1 to 300), as in a label, any value."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 300, shape[0] * shape[1])
+    values = np.repeat(rng.integers(0, 65_536, lengths.size), lengths)
+    return values[: shape[0] * shape[1]].astype(np.uint16).reshape(shape)
+
+
+@pytest.mark.parametrize("divisor", [1000, 7, 256, 65_535, 65_536])
+@pytest.mark.parametrize("kind", ["noise", "runs", "one value", "one pixel"])
+def test_histogram_counts_semantic_ids(divisor, kind):
+    rng = np.random.default_rng(1)
+    panoptic = {
+        "noise": rng.integers(0, 65_536, (50, 70)).astype(np.uint16),
+        "runs": random_runs((320, 480), seed=2),
+        "one value": np.full((20, 30), 65_535, np.uint16),
+        "one pixel": np.array([[4_001]], np.uint16),
+    }[kind]
     expected = np.bincount((panoptic.astype(np.int64) // divisor).ravel())
     counts = semantic_histogram(panoptic, divisor)
+    assert counts.size == -(-65_536 // divisor)
     np.testing.assert_array_equal(counts[: expected.size], expected)
     assert counts[expected.size :].sum() == 0
+
+
+def test_histogram_of_a_view_or_an_empty_label():
+    panoptic = random_runs((100, 120), seed=3)
+    view = panoptic[::3, 5:70]  # not contiguous
+    expected = np.bincount((view.astype(np.int64) // 1000).ravel(), minlength=66)
+    np.testing.assert_array_equal(semantic_histogram(view, 1000), expected)
+    assert semantic_histogram(np.zeros((0, 5), np.uint16), 1000).sum() == 0
 
 
 def test_histogram_counts_small_classes_that_resizing_would_lose():

