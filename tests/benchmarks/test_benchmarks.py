@@ -30,6 +30,7 @@ from benchmarks.ingestion import (
     reads_logged,
     run_ingestion_benchmark,
     steady_seconds,
+    warm_rate,
 )
 from benchmarks.input_data import SPLIT, InputConfig, write_input
 from benchmarks.machine import peak_tflops
@@ -189,6 +190,10 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     )
     naive, one, two = section["rows"]
     assert naive["pairs"] == one["pairs"] == two["pairs"] == tiny_input.labelled_pairs
+    assert one["warm_pairs_per_s"] > 0  # one worker, two segments: the second is warm
+    scaling = section["worker_scaling"]
+    assert scaling["workers"] == [1, 2]
+    assert scaling["steady"] == pytest.approx(two["steady_pairs_per_s"] / one["steady_pairs_per_s"])
     assert naive["read_fraction"] >= 1.0  # whole files, footers read more than once
     assert 0 < two["bytes_read"] == one["bytes_read"] < naive["bytes_read"]
     assert section["agreement"]["pairs_matched"] == tiny_input.labelled_pairs
@@ -215,6 +220,31 @@ def test_steady_time_is_shared_among_workers_but_never_below_the_slowest_segment
     results = [SegmentResult(SPLIT, name, seconds=s) for name, s in (("a", 1.0), ("b", 3.0))]
     run = ProjectRun(workers, 10, 5.0, 0, 0, ShardStore("/tmp/unused"), results)
     assert steady_seconds(run) == expected
+
+
+def segment(name: str, worker: str, started: float, seconds: float, pairs: int) -> SegmentResult:
+    return SegmentResult(
+        SPLIT, name, worker=worker, started=started, seconds=seconds, pairs_written=pairs
+    )
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        # each worker's first segment (a, b) is left out: 30 pairs in (1 + 1) / 2 s
+        ("a:A:1:2:10 b:B:1.5:3:10 c:A:3:1:10 d:B:4.5:1:20", 30.0),
+        ("c:A:3:1:10 d:B:4.5:1:20 b:B:1.5:3:10 a:A:1:2:10", 30.0),  # in any order
+        ("a:A:1:2:10 b:B:1.5:3:10 c:A:3:4:10", 2.5),  # B did one: A's second alone
+        ("a:A:1:2:10 b:B:1.5:3:10", 0.0),  # nobody did two
+    ],
+)
+def test_warm_rate_leaves_out_each_workers_first_segment(segments, expected):
+    results = [
+        segment(name, worker, float(started), float(seconds), int(pairs))
+        for name, worker, started, seconds, pairs in (s.split(":") for s in segments.split())
+    ]
+    run = ProjectRun(2, 50, 9.0, 0, 0, ShardStore("/tmp/unused"), results)
+    assert warm_rate(run) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 import json
 import struct
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ from waymo_unet.data.ingest import (
     ingest_segments,
     plan_segment_jobs,
 )
+from waymo_unet.data.parallel import worker_name
 from waymo_unet.data.parquet import ComponentFile, ParquetSource, SchemaError
 from waymo_unet.data.shards import RESULT_FILE, ShardStore
 from waymo_unet.data.waymo import (
@@ -304,17 +306,23 @@ def test_a_split_without_files_is_a_clear_error(tmp_path):
 def test_parallel_ingestion_writes_the_same_bytes_as_serial(tmp_path):
     images, labels = make_tree(tmp_path, {f"segment_{i}": True for i in range(3)})
     config = IngestionConfig(16, 24, splits=("training",))
-    outputs = {}
+    outputs, worker_names = {}, {}
     for workers in (1, 2):
         store = ShardStore(str(tmp_path / f"shards_{workers}"))
+        before = time.time()
         results = ingest_segments(plan_segment_jobs(images, labels, store, config), workers)
         assert [r.segment for r in results] == ["segment_0", "segment_1", "segment_2"]
+        assert all(before <= r.started <= time.time() for r in results)
+        worker_names[workers] = {r.worker for r in results}
         outputs[workers] = {
             path.relative_to(store.root).as_posix(): path.read_bytes()
             for path in sorted((tmp_path / f"shards_{workers}").rglob("*.npy"))
         }
     assert outputs[1] == outputs[2]
     assert len(outputs[1]) == 6
+    assert worker_names[1] == {worker_name()}  # serial: this process
+    assert worker_names[2]
+    assert worker_name() not in worker_names[2]  # the pool's processes
 
 
 def test_ingestion_config_rejects_bad_values():

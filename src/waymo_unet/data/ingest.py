@@ -37,7 +37,7 @@ from waymo_unet.data.decode import (
     semantic_from_panoptic,
     semantic_histogram,
 )
-from waymo_unet.data.parallel import map_unordered, resolve_workers
+from waymo_unet.data.parallel import map_unordered, resolve_workers, worker_name
 from waymo_unet.data.parquet import (
     INVALID_CAMERA,
     ComponentFile,
@@ -130,6 +130,8 @@ class SegmentResult:
     unlabelled_images: int = 0
     other_camera_rows: int = 0
     seconds: float = 0.0
+    worker: str = ""  # host:pid of the process that ingested it
+    started: float = 0.0  # Unix time, when it started
     reused: bool = False
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -200,7 +202,13 @@ def ingest_segment(job: SegmentJob) -> SegmentResult:
     if committed is not None and committed.get("fingerprint") == job.config.fingerprint:
         return SegmentResult.from_dict({**committed, "reused": True})
     start = time.perf_counter()
-    result = SegmentResult(job.split, job.segment, fingerprint=job.config.fingerprint)
+    result = SegmentResult(
+        job.split,
+        job.segment,
+        fingerprint=job.config.fingerprint,
+        worker=worker_name(),
+        started=round(time.time(), 3),
+    )
     images = np.empty((0, job.config.height, job.config.width, 3), np.uint8)
     labels = np.empty((0, job.config.height, job.config.width), np.uint8)
     with (

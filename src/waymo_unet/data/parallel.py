@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
@@ -36,6 +37,11 @@ def resolve_workers(workers: int | None) -> int:
     if workers is not None and workers < 0:
         raise ValueError(f"workers must be >= 0 or null, got {workers}")
     return workers or available_cores()
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process: which worker did a job, in a pool or on Dask."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _single_threaded_worker() -> None:

@@ -23,6 +23,7 @@ REPORT_COLUMNS = [
     "other_camera_rows",
     "quarantined_rows",
     "seconds",
+    "worker",
 ]
 QUARANTINE_COLUMNS = ["split", "segment", "timestamp", "camera", "file", "reason"]
 INDEX_COLUMNS = ["split", "segment", "item", "timestamp", "camera", "source_height", "source_width"]
