@@ -168,9 +168,10 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
             "speedup compares steady rates",
             f"each case ran {profile.ingestion_repeats} time(s); its row is the run with the "
             "median steady rate, steady_range spans them all",
-            "warm_pairs_per_s also leaves out each worker's first segment, which pays the "
-            "fresh process's one-off costs (codecs, first-touch memory); a real run gives "
-            "each worker hundreds of segments",
+            "warm_pairs_per_s leaves out each worker's first segment (in a pool, a fresh "
+            "process's one-off costs: codecs, first-touch memory; 1 worker runs in this "
+            "process) and takes the wall-clock span of the rest; a real run gives each "
+            "worker hundreds of segments",
             scaling_note(section["worker_scaling"]),
             f"decoders alone (decode_pair on pairs already in memory, 1 core): "
             f"{section['decode_only_pairs_per_s']:.1f} pairs/s, the ceiling of one worker "
@@ -193,12 +194,17 @@ def run_ingestion(data: Any, profile: Profile, work_dir: Path) -> tuple[dict[str
 
 
 def scaling_note(scaling: dict[str, Any]) -> str:
+    """How the rate grows from 1 to N workers, steady and warm ("n/a" where not measured)."""
     one, most = scaling["workers"]
     if one == most:
         return "one worker count only: no scaling measured (--workers)"
+
+    def ratio(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}x"
+
     return (
-        f"from {one} to {most} workers: {scaling['steady']:.2f}x steady, "
-        f"{scaling['warm']:.2f}x warm"
+        f"from {one} to {most} workers: {ratio(scaling['steady'])} steady, "
+        f"{ratio(scaling['warm'])} warm"
     )
 
 

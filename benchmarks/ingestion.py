@@ -514,23 +514,22 @@ def steady_rate(run: ProjectRun) -> float:
     return run.pairs / seconds if seconds else 0.0
 
 
-def warm_rate(run: ProjectRun) -> float:
-    """Pairs/s of the segments each worker ingested after its first one.
+def warm_rate(run: ProjectRun) -> float | None:
+    """Pairs/s of the segments each worker ingested after its first one, in wall-clock time.
 
     A fresh worker's first segment also pays one-off costs (loading the codecs, faulting
-    in its memory): here a worker gets a few segments, in a real run hundreds. Computed
-    as ``steady_seconds`` is, over the workers that ingested more than one segment;
-    0 where none did.
+    in its memory): here a worker gets a few segments, in a real run hundreds. The time is
+    the span from the first of the later segments starting to the last one ending, idle
+    workers included. None where no worker ingested more than one segment.
     """
     first_of: dict[str, SegmentResult] = {}
     for result in sorted(run.results, key=lambda r: r.started):
         first_of.setdefault(result.worker, result)
     warm = [r for r in run.results if first_of[r.worker] is not r]
     if not warm:
-        return 0.0
-    workers = len({r.worker for r in warm})
-    seconds = max(sum(r.seconds for r in warm) / workers, max(r.seconds for r in warm))
-    return sum(r.pairs_written for r in warm) / seconds if seconds else 0.0
+        return None
+    span = max(r.started + r.seconds for r in warm) - min(r.started for r in warm)
+    return sum(r.pairs_written for r in warm) / span if span > 0 else None
 
 
 def median_run(runs: list[Run], rate: Callable[[Run], float]) -> Run:
@@ -699,7 +698,10 @@ def run_ingestion_benchmark(
 
 
 def worker_scaling(project_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Most workers' rates over one worker's: steady, and without first segments (warm)."""
+    """Most workers' rates over one worker's: steady, and without first segments (warm).
+
+    A ratio is None where a rate is missing (no worker ingested two segments).
+    """
     one, most = project_rows[0], project_rows[-1]
     return {
         "workers": [one["workers"], most["workers"]],
@@ -708,8 +710,8 @@ def worker_scaling(project_rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else 0.0
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
 
 
 def labelled_row_groups(data: BenchmarkInput) -> dict[str, int]:

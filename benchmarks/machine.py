@@ -83,6 +83,8 @@ def format_table(rows: list[dict[str, object]], columns: list[str]) -> str:
     """A plain-text table with right-aligned numbers."""
 
     def cell(value: object) -> str:
+        if value is None:
+            return "n/a"
         if isinstance(value, float):
             return f"{value:,.2f}" if value == 0 or abs(value) >= 1 else f"{value:.3g}"
         return str(value)

@@ -143,6 +143,13 @@ def test_histogram_counts_semantic_ids(divisor, kind):
     assert counts[expected.size :].sum() == 0
 
 
+def test_histogram_refuses_values_a_label_cannot_hold():
+    with pytest.raises(TypeError, match="uint16 values, not int64"):
+        semantic_histogram(np.array([[70_000, 1_000]], np.int64), 1000)
+    counts = semantic_histogram(np.array([[25_000, 1_000]], np.uint16), np.uint64(1000))
+    assert (counts[1], counts[25]) == (1, 1)
+
+
 def test_histogram_of_a_view_or_an_empty_label():
     panoptic = random_runs((100, 120), seed=3)
     view = panoptic[::3, 5:70]  # not contiguous

@@ -1,4 +1,5 @@
 import json
+import re
 import struct
 import time
 
@@ -13,6 +14,7 @@ from waymo_unet.data.decode import decode_camera_image, decode_panoptic_label
 from waymo_unet.data.ingest import (
     IngestionConfig,
     SegmentJob,
+    SegmentResult,
     ingest_segment,
     ingest_segments,
     plan_segment_jobs,
@@ -321,8 +323,13 @@ def test_parallel_ingestion_writes_the_same_bytes_as_serial(tmp_path):
     assert outputs[1] == outputs[2]
     assert len(outputs[1]) == 6
     assert worker_names[1] == {worker_name()}  # serial: this process
-    assert worker_names[2]
     assert worker_name() not in worker_names[2]  # the pool's processes
+    assert all(re.fullmatch(r".+:\d+", name) for name in worker_names[2])
+
+
+def test_a_result_written_by_a_newer_version_still_loads(tmp_path):
+    result, _ = ingest(tmp_path, [wf.image_row(0, 1)], [wf.label_row(0, 1)])
+    assert SegmentResult.from_dict({**result.to_dict(), "added_later": 1}) == result
 
 
 def test_ingestion_config_rejects_bad_values():

@@ -96,6 +96,32 @@ def test_every_filter_type_decodes_to_the_original_pixels(filter_type):
     np.testing.assert_array_equal(decoded, pixels)
 
 
+def paeth_cases() -> dict[str, np.ndarray]:
+    """Flat stretches (the decoder's shortcut) next to edges, in the row and above it."""
+    constant = np.full((6, 10), 25_003, np.uint16)
+    stripes = np.tile(np.array([7, 7, 7, 40_000, 40_000, 1], np.uint16), (5, 2))
+    one_pixel = constant.copy()
+    one_pixel[3, 4] = 999  # flat above, one change in the row (and the next row sees it)
+    diagonal = np.where(np.add.outer(np.arange(8), -np.arange(12)) > 0, 4_001, 65_535)
+    high_byte_only = np.full((4, 9), 0x1200, np.uint16)
+    high_byte_only[:, 5:] = 0x3400  # the low bytes stay flat where the high ones step
+    return {
+        "constant": constant,
+        "stripes": stripes,
+        "one pixel": one_pixel,
+        "diagonal": diagonal.astype(np.uint16),
+        "high byte only": high_byte_only,
+    }
+
+
+@pytest.mark.parametrize("name", list(paeth_cases()))
+def test_paeth_rows_with_flat_stretches_decode_like_libpng(name):
+    pixels = paeth_cases()[name]
+    data = grey16_png(pixels, [PAETH] * len(pixels))
+    np.testing.assert_array_equal(decode_grey16(data), pixels)
+    np.testing.assert_array_equal(decode_grey16(data), imagecodecs.png_decode(data))
+
+
 def test_mixed_filters_and_split_zlib_stream_decode_like_libpng():
     pixels = panoptic_like(40, 33, seed=1)
     filters = np.random.default_rng(2).integers(0, 5, 40).tolist()

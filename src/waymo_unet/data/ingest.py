@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from itertools import groupby
 from operator import attrgetter
@@ -129,9 +129,10 @@ class SegmentResult:
     unlabelled_frames: int = 0
     unlabelled_images: int = 0
     other_camera_rows: int = 0
+    # How long, where and when it ran; a reused result keeps those of the run that made it.
     seconds: float = 0.0
     worker: str = ""  # host:pid of the process that ingested it
-    started: float = 0.0  # Unix time, when it started
+    started: float = 0.0  # Unix time
     reused: bool = False
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -143,7 +144,9 @@ class SegmentResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SegmentResult:
-        values = dict(data)
+        """A committed result; keys this version does not know (a newer one's) are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
         for name in ("class_pixels", "class_images"):
             values[name] = {int(k): int(v) for k, v in values.get(name, {}).items()}
         return cls(**values)

@@ -40,7 +40,10 @@ def resolve_workers(workers: int | None) -> int:
 
 
 def worker_name() -> str:
-    """``host:pid`` of this process: which worker did a job, in a pool or on Dask."""
+    """``host:pid`` of this process: which worker did a job, in a pool or on Dask.
+
+    A Dask worker with several threads runs jobs side by side under one name.
+    """
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
