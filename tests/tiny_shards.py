@@ -40,7 +40,7 @@ LABEL_CATALOG = {
 }
 
 
-def write_tiny_shards(root) -> tuple[ShardStore, pd.DataFrame]:
+def write_tiny_shards(root, height: int = 16, width: int = 24) -> tuple[ShardStore, pd.DataFrame]:
     """Two training segments and one validation segment of 16x24 items, and their index."""
     store = ShardStore(str(root))
     rng = np.random.default_rng(0)
@@ -50,7 +50,7 @@ def write_tiny_shards(root) -> tuple[ShardStore, pd.DataFrame]:
         ("training", "b", 12),
         ("validation", "c", 8),
     ):
-        images, labels = make_segment(rng, items)
+        images, labels = make_segment(rng, items, height, width)
         store.write_segment(split, segment, images, labels, {"fingerprint": "test"})
         rows += [{"split": split, "segment": segment, "item": i} for i in range(items)]
     return store, pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from tests.tiny_shards import LABEL_CATALOG
 from waymo_unet.datasets import CheckpointStoreDataset, SegmentationModelDataset
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.pipelines import training
+from waymo_unet.pipelines.training.nodes import with_tuned_hyperparameters
 
 PARAMS = {
     "train_split": "training",
@@ -61,3 +62,31 @@ def test_the_saved_model_loads_alone_and_predicts_waymo_ids(outputs, tiny_shards
     predicted = model.predict_waymo_ids(torch.from_numpy(images[:2].copy()))
     assert predicted.shape == (2, 16, 24)
     assert set(predicted.ravel().tolist()) <= {2, 20, 25}
+
+
+TUNED = {
+    "trial": 3,
+    "objective": "val_loss",
+    "value": 0.5,
+    "hyperparameters": {"batch_size": 8, "base_channels": 4},
+}
+
+
+def test_tuned_values_replace_the_parameters_and_say_so(caplog):
+    with caplog.at_level("WARNING"):
+        merged = with_tuned_hyperparameters(PARAMS, TUNED)
+    assert merged["train"]["batch_size"] == 8
+    assert merged["model"]["base_channels"] == 4
+    assert PARAMS["train"]["batch_size"] == 4  # the given parameters are left as they were
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "The tuned batch_size=8 replaces training.train.batch_size=4 "
+        "(set training.use_tuned=false to keep the parameters as given)"
+    ]  # base_channels is the same: nothing to say
+
+
+def test_use_tuned_false_keeps_the_parameters_as_given():
+    assert with_tuned_hyperparameters({**PARAMS, "use_tuned": False}, TUNED) == {
+        **PARAMS,
+        "use_tuned": False,
+    }

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from tests.tiny_shards import LUT
+from tests.tiny_shards import LUT, write_tiny_shards
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
-from waymo_unet.training.data import ShardDataset
+from waymo_unet.training.data import ShardDataset, data_signature
 from waymo_unet.training.train import TrainConfig, autotune_convolutions, train_model
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
@@ -102,6 +102,22 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tiny_shards, tmp_path):
     epochs_run = []
     run(tiny_shards, store, config=other, callbacks=[epochs_run.append])
     assert [r["epoch"] for r in epochs_run] == [1, 2, 3]
+
+
+def test_a_finished_run_on_shards_of_another_size_is_not_reused(tmp_path):
+    store = CheckpointStore(str(tmp_path / "checkpoints"))
+    run(write_tiny_shards(tmp_path / "small"), store)
+    epochs_run = []
+    run(write_tiny_shards(tmp_path / "large", 24, 32), store, callbacks=[epochs_run.append])
+    assert [r["epoch"] for r in epochs_run] == [1, 2, 3]  # re-ingested larger: trained again
+
+
+def test_data_signature_names_size_shape_and_items(tiny_shards):
+    train, val = datasets(tiny_shards)
+    signature = data_signature(train)
+    assert signature["items"] == 24
+    assert signature["image_shape"] == [16, 24, 3]
+    assert signature["items_digest"] != data_signature(val)["items_digest"]
 
 
 def test_bf16_autocast_trains_on_the_cpu(tiny_shards):

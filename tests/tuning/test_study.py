@@ -28,11 +28,14 @@ TRAINING = {
 }
 
 
+CONTEXT = {"train": {"items": 24}, "val": {"items": 8}}  # what the node derives from the data
+
+
 def config(n_trials: int) -> TuningConfig:
     return TuningConfig(search_space=SPACE, n_trials=n_trials, epochs=2, pruner_startup_trials=5)
 
 
-def run(tiny_shards, store: StudyStore, n_trials: int) -> optuna.Study:
+def run(tiny_shards, store: StudyStore, n_trials: int, context=CONTEXT) -> optuna.Study:
     shards, index = tiny_shards
     objective = make_objective(
         config(n_trials),
@@ -43,7 +46,7 @@ def run(tiny_shards, store: StudyStore, n_trials: int) -> optuna.Study:
         [c["weight"] for c in LABEL_CATALOG["classes"]],
         255,
     )
-    study = store.open_study(config(n_trials))
+    study = store.open_study(config(n_trials), context)
     run_study(study, objective, config(n_trials))
     return study
 
@@ -73,9 +76,27 @@ def test_the_best_trial_is_reported_with_its_values(tiny_shards, tmp_path):
 
 def test_an_interrupted_trial_is_recorded_as_failed(tiny_shards, tmp_path):
     store = StudyStore(str(tmp_path))
-    study = store.open_study(config(1))
+    study = store.open_study(config(1), CONTEXT)
     study.ask()  # a trial that started, then its process died
     assert best_hyperparameters(study) == {}
     study = run(tiny_shards, store, 1)
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_trials_on_other_data_or_settings_start_a_study_of_their_own(tiny_shards, tmp_path):
+    store = StudyStore(str(tmp_path))
+    first = run(tiny_shards, store, 1)
+    assert first.study_name.startswith("waymo_unet-")
+    assert run(tiny_shards, store, 2).study_name == first.study_name  # more trials: same study
+    reingested = run(tiny_shards, store, 1, context={**CONTEXT, "train": {"items": 48}})
+    assert reingested.study_name != first.study_name
+    assert [t.number for t in reingested.trials] == [0]  # none of the first study's trials
+    assert len(run(tiny_shards, store, 2).trials) == 2  # the first study is still there
+
+
+def test_the_study_key_ignores_the_trial_count_but_not_the_budget():
+    key = config(2).keyed_study_name(CONTEXT)
+    assert config(5).keyed_study_name(CONTEXT) == key
+    longer = TuningConfig(search_space=SPACE, n_trials=2, epochs=3, pruner_startup_trials=5)
+    assert longer.keyed_study_name(CONTEXT) != key

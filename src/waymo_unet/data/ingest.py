@@ -9,8 +9,6 @@ runs serially, in a process pool and on a Dask worker.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -54,6 +52,7 @@ from waymo_unet.data.waymo import (
     PANOPTIC_LABEL_COLUMN,
     CameraName,
 )
+from waymo_unet.digest import content_digest
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class IngestionConfig:
     def fingerprint(self) -> str:
         """Identifies the shard content these settings produce (not how it is computed)."""
         content = [SHARD_FORMAT_VERSION, self.height, self.width, sorted(self.cameras)]
-        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+        return content_digest(content)
 
 
 @dataclass(frozen=True)

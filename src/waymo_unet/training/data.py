@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from waymo_unet.data.shards import ShardStore
+from waymo_unet.digest import content_digest
 from waymo_unet.models.preprocessing import to_model_input
 from waymo_unet.training.distributed import ShardSampler
 
@@ -81,6 +82,22 @@ class ShardDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes open their own mappings.
         return {**self.__dict__, "_open": {}}
+
+    def items_digest(self) -> str:
+        """Identifies which shard items (segment, item) this dataset holds, in order."""
+        return content_digest([f"{s}/{i}" for s, i in zip(self.segments, self.items, strict=True)])
+
+
+def data_signature(dataset: Dataset) -> dict[str, Any]:
+    """What a checkpoint or a tuning study was made on: item count, image shape, which items.
+
+    Re-ingesting at another size, or from other segments, changes it.
+    """
+    image, _ = dataset[0]
+    signature: dict[str, Any] = {"items": len(dataset), "image_shape": list(image.shape)}
+    if isinstance(dataset, ShardDataset):
+        signature["items_digest"] = dataset.items_digest()
+    return signature
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ continues from there; a finished run is returned as it is unless ``retrain`` is 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import math
 import time
@@ -24,9 +22,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
-from waymo_unet.training.data import AugmentConfig, make_loader
+from waymo_unet.training.data import AugmentConfig, data_signature, make_loader
 from waymo_unet.training.distributed import DistributedContext, all_reduce_sum
 from waymo_unet.training.loop import (
     BatchSettings,
@@ -125,9 +124,12 @@ def autotune_convolutions(device: torch.device) -> None:
 
 def run_fingerprint(config: TrainConfig, unet: UNetConfig, data_signature: dict[str, Any]) -> str:
     """Identifies what a run computes; a checkpoint of another fingerprint is not resumed."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in _RUNTIME_ONLY}
-    content = json.dumps([settings, unet.to_dict(), data_signature], sort_keys=True, default=str)
-    return hashlib.sha256(content.encode()).hexdigest()[:16]
+    return content_digest([outcome_settings(config.to_dict()), unet.to_dict(), data_signature])
+
+
+def outcome_settings(train_params: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that change what a run computes: all but how it is run."""
+    return {k: v for k, v in train_params.items() if k not in _RUNTIME_ONLY}
 
 
 @dataclass
@@ -231,7 +233,11 @@ def _build_run(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     runnable = torch.compile(runnable) if config.compile else runnable
-    signature = {"train": len(train_data), "val": len(val_data), "weights": class_weights}
+    signature = {
+        "train": data_signature(train_data),
+        "val": data_signature(val_data),
+        "weights": class_weights,
+    }
     return _Run(
         model=model,
         runnable=runnable,

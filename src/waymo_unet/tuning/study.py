@@ -16,11 +16,14 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from waymo_unet.data.location import Location
+from waymo_unet.digest import content_digest
 from waymo_unet.tuning.search_space import validate_search_space
 
 logger = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# How many trials and for how long: a study continues when these change.
+_NOT_IN_KEY = ("study_name", "n_trials", "timeout_s")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class TuningConfig:
         if self.n_trials < 1 or self.epochs < 1:
             raise ValueError("n_trials and epochs must be >= 1")
 
+    def keyed_study_name(self, context: dict[str, Any]) -> str:
+        """``study_name`` and a digest of what decides the trials' results (not their count)."""
+        trials = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_KEY}
+        return f"{self.study_name}-{content_digest([trials, context], length=8)}"
+
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TuningConfig:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -57,15 +65,20 @@ class StudyStore(Location):
 
     journal_name: str = field(default="study.journal", compare=False)
 
-    def open_study(self, config: TuningConfig) -> optuna.Study:
-        """Create the study, or load it with every trial done so far."""
+    def open_study(self, config: TuningConfig, context: dict[str, Any]) -> optuna.Study:
+        """Create the study, or load it with every trial done so far.
+
+        The study's name ends with a digest of the search space, the per-trial budget and
+        ``context`` (what the trials train on): trials of other data or settings are not
+        mixed in; they stay in the journal under their own study.
+        """
         fs = self.filesystem
         if not isinstance(fs, LocalFileSystem):
             raise ValueError(f"the tuning study must be on a local disk, not {self.root}")
         fs.makedirs(self.root, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(self.join(self.journal_name)))
         return optuna.create_study(
-            study_name=config.study_name,
+            study_name=config.keyed_study_name(context),
             storage=storage,
             direction="minimize",
             load_if_exists=True,

@@ -22,7 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
-    """The training parameters, overridden by the tuning study's best trial when asked."""
+    """The training parameters, overridden by the tuning study's best trial when asked.
+
+    Kedro has already merged ``--params`` into ``params``, so a tuned value also replaces
+    one given on the command line: each replaced value is logged as a warning.
+    """
     if not params.get("use_tuned", True) or not tuned:
         return params
     logger.info(
@@ -32,7 +36,20 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
         tuned["value"],
         tuned["hyperparameters"],
     )
-    return apply_hyperparameters(params, tuned["hyperparameters"])
+    merged = apply_hyperparameters(params, tuned["hyperparameters"])
+    for group in ("model", "train"):
+        for name, value in merged[group].items():
+            if params[group].get(name, value) != value:
+                logger.warning(
+                    "The tuned %s=%r replaces training.%s.%s=%r (set training.use_tuned=false "
+                    "to keep the parameters as given)",
+                    name,
+                    value,
+                    group,
+                    name,
+                    params[group][name],
+                )
+    return merged
 
 
 def training_job(

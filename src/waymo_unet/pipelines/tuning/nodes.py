@@ -8,7 +8,8 @@ import pandas as pd
 
 from waymo_unet.data.label_catalog import id_to_index_lut
 from waymo_unet.data.shards import ShardStore
-from waymo_unet.training.data import ShardDataset, subsample_index
+from waymo_unet.training.data import ShardDataset, data_signature, subsample_index
+from waymo_unet.training.train import outcome_settings
 from waymo_unet.tuning.objective import make_objective
 from waymo_unet.tuning.study import (
     StudyStore,
@@ -17,6 +18,17 @@ from waymo_unet.tuning.study import (
     run_study,
     trials_table,
 )
+
+
+def fixed_settings(training_params: dict[str, Any], config: TuningConfig) -> dict[str, Any]:
+    """The training settings every trial shares: not searched, and not the trial budget."""
+    searched = set(config.search_space) | {"epochs"}
+    return {
+        "model": {k: v for k, v in training_params["model"].items() if k not in searched},
+        "train": {
+            k: v for k, v in outcome_settings(training_params["train"]).items() if k not in searched
+        },
+    }
 
 
 def tune_hyperparameters(
@@ -36,15 +48,24 @@ def tune_hyperparameters(
     val_index = subsample_index(
         shard_index, training_params["val_split"], config.max_val_items, config.seed
     )
+    train_data = ShardDataset(shard_store, train_index, training_params["train_split"], lut)
+    val_data = ShardDataset(shard_store, val_index, training_params["val_split"], lut)
+    class_weights = [c["weight"] for c in label_catalog["classes"]]
     objective = make_objective(
         config,
         training_params,
         label_catalog["num_classes"],
-        ShardDataset(shard_store, train_index, training_params["train_split"], lut),
-        ShardDataset(shard_store, val_index, training_params["val_split"], lut),
-        [c["weight"] for c in label_catalog["classes"]],
+        train_data,
+        val_data,
+        class_weights,
         label_catalog["ignore_index"],
     )
-    study = study_store.open_study(config)
+    context = {
+        "train": data_signature(train_data),
+        "val": data_signature(val_data),
+        "class_weights": class_weights,
+        "fixed_settings": fixed_settings(training_params, config),
+    }
+    study = study_store.open_study(config, context)
     run_study(study, objective, config)
     return trials_table(study), best_hyperparameters(study)
