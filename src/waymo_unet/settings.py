@@ -1,5 +1,13 @@
 """Kedro project settings; everything not set here keeps Kedro's default."""
 
+import warnings
+
+# kedro 1.7 calls an OmegaConf API that OmegaConf 2.4 deprecated: not ours to fix, and it
+# would open every run with three warnings (the tests filter it in pyproject.toml).
+warnings.filterwarnings(
+    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+)
+
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

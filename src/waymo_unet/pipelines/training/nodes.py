@@ -25,30 +25,25 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
     """The training parameters, overridden by the tuning study's best trial when asked.
 
     Kedro has already merged ``--params`` into ``params``, so a tuned value also replaces
-    one given on the command line: each replaced value is logged as a warning.
+    one given on the command line: the log line names each value replaced.
     """
     if not params.get("use_tuned", True) or not tuned:
         return params
+    merged = apply_hyperparameters(params, tuned["hyperparameters"])
+    replaced = [
+        f"training.{group}.{name} {params[group][name]!r} -> {value!r}"
+        for group in ("model", "train")
+        for name, value in merged[group].items()
+        if params[group].get(name, value) != value
+    ]
     logger.info(
-        "Using the hyper-parameters of tuning trial %d (%s %.4f): %s",
+        "Using the hyper-parameters of tuning trial %d (%s %.4f), replacing: %s "
+        "(training.use_tuned=false keeps the parameters as given)",
         tuned["trial"],
         tuned["objective"],
         tuned["value"],
-        tuned["hyperparameters"],
+        ", ".join(replaced) or "nothing",
     )
-    merged = apply_hyperparameters(params, tuned["hyperparameters"])
-    for group in ("model", "train"):
-        for name, value in merged[group].items():
-            if params[group].get(name, value) != value:
-                logger.warning(
-                    "The tuned %s=%r replaces training.%s.%s=%r (set training.use_tuned=false "
-                    "to keep the parameters as given)",
-                    name,
-                    value,
-                    group,
-                    name,
-                    params[group][name],
-                )
     return merged
 
 
