@@ -95,9 +95,17 @@ def _install_chromium() -> str | None:
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Debian's Chromium, installed with apt-get if missing; skips, saying why, if it cannot be."""
+    """Debian's Chromium; skips, saying why, where it is missing and cannot be installed.
+
+    Only CI (``CI=true``, a throwaway machine) installs it with apt-get: on a developer's
+    machine a test run does not add system packages.
+    """
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() != "true":
+            pytest.skip(
+                f"Chromium is not at {CHROMIUM} (apt-get install chromium); only CI installs it"
+            )
         reason = _install_chromium()
         if reason is not None:
             pytest.skip(f"Chromium is not installed and could not be: {reason}")
