@@ -3,11 +3,11 @@
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m waymo_unet.train_distributed --env gcs --params "training.train.epochs=20"
 
-Run it from the project folder on every machine, after `kedro run --pipeline ingestion`
-and `--pipeline label_catalog` (and `tuning`, if its values are used) wrote the shards
+Run it from the project folder on every machine, after `kedro run --pipelines ingestion`
+and `--pipelines label_catalog` (and `tuning`, if its values are used) wrote the shards
 and their index into a `data/` folder all machines share.
 Every rank loads the training node's inputs through the project's catalog and runs the
-same ``TrainingJob`` as ``kedro run --pipeline training``; rank 0 saves the node's
+same ``TrainingJob`` as ``kedro run --pipelines training``; rank 0 saves the node's
 outputs, and the deployable export, through the catalog.
 """
 

@@ -104,9 +104,9 @@ def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_fo
 
 
 def test_a_missing_model_says_which_pipeline_makes_it(tmp_path):
-    with pytest.raises(DatasetError, match="kedro run --pipeline training"):
+    with pytest.raises(DatasetError, match="kedro run --pipelines training"):
         SegmentationModelDataset(str(tmp_path / "absent.pt")).load()
-    with pytest.raises(DatasetError, match="kedro run --pipeline training"):
+    with pytest.raises(DatasetError, match="kedro run --pipelines training"):
         DeployedModelDataset(str(tmp_path / "absent")).load()
 
 

@@ -31,7 +31,7 @@ class DeployedModelDataset(AbstractDataset[DeployedModel, DeployedModel]):
     def load(self) -> DeployedModel:
         if not self._exists():
             raise DatasetError(
-                f"no deployed model in {self._path}: run `kedro run --pipeline training` first"
+                f"no deployed model in {self._path}: run `kedro run --pipelines training` first"
             )
         with self._fs.open(f"{self._root}/{MANIFEST}", "r") as file:
             manifest = json.load(file)

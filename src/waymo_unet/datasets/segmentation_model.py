@@ -35,7 +35,7 @@ class SegmentationModelDataset(AbstractDataset[SegmentationModel, SegmentationMo
     def load(self) -> SegmentationModel:
         if not self._exists():
             raise DatasetError(
-                f"no trained model at {self._filepath}: run `kedro run --pipeline training` first"
+                f"no trained model at {self._filepath}: run `kedro run --pipelines training` first"
             )
         with fsspec.open(self._filepath, "rb", **self._storage_options) as file:
             return SegmentationModel.from_checkpoint(
