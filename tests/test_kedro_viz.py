@@ -3,7 +3,7 @@
 The server runs ``kedro viz run --no-browser`` on a free localhost port in a scratch copy of
 the project where ingestion and the label catalogue have run, so that table and chart
 previews have data. Chromium is Debian's package (playwright's own browser download is not
-reachable here), installed by the ``chromium`` fixture when missing.
+reachable here); under CI the ``chromium`` fixture installs it when missing.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def chromium() -> Path:
     """
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.exists():
-        if os.environ.get("CI", "").lower() != "true":
+        if os.environ.get("CI", "").lower() not in ("true", "1"):
             pytest.skip(
                 f"Chromium is not at {CHROMIUM} (apt-get install chromium); only CI installs it"
             )

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
+from pathlib import PurePath
 from typing import Any
+
+import numpy as np
 
 
 def content_digest(content: Any, length: int = 16) -> str:
-    """Hex SHA-256 of ``content`` as sorted JSON (other objects as ``str``), cut to ``length``."""
-    text = json.dumps(content, sort_keys=True, default=str)
+    """Hex SHA-256 of ``content`` as sorted JSON, cut to ``length``.
+
+    numpy values count as the Python numbers and lists they hold, so ``np.int64(3)`` and
+    ``3`` agree; anything JSON cannot say exactly is refused rather than digested by its
+    ``repr`` (which may hold an address, or elide an array's middle).
+    """
+    text = json.dumps(content, sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"cannot digest a {type(value).__name__}: {value!r}")

@@ -332,6 +332,12 @@ def test_a_result_written_by_a_newer_version_still_loads(tmp_path):
     assert SegmentResult.from_dict({**result.to_dict(), "added_later": 1}) == result
 
 
+def test_the_ingestion_fingerprint_of_committed_shards_stays_the_same():
+    # Shards committed before are reused only while these values hold.
+    assert IngestionConfig(96, 144).fingerprint == "0396af2483eb63f9"
+    assert IngestionConfig(512, 768).fingerprint == "8e9f04c15668ed76"
+
+
 def test_ingestion_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown camera id"):
         IngestionConfig(16, 24, cameras=(0, 1))

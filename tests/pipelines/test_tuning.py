@@ -14,6 +14,8 @@ from waymo_unet.datasets import (
     StudyStoreDataset,
 )
 from waymo_unet.pipelines import training, tuning
+from waymo_unet.pipelines.tuning.nodes import fixed_settings
+from waymo_unet.tuning.study import TuningConfig
 
 TRAINING = {
     "train_split": "training",
@@ -73,3 +75,17 @@ def test_the_best_trial_reaches_training(catalog):
     assert model.config.base_channels == best["hyperparameters"]["base_channels"]
     checkpoint = catalog.load("models_checkpoints").load()
     assert checkpoint["train_config"]["learning_rate"] == best["hyperparameters"]["learning_rate"]
+
+
+def test_the_study_key_keeps_what_does_not_change_trials():
+    config = TuningConfig.from_params(TUNING)
+    key = fixed_settings(TRAINING, config)
+
+    def changed(group: str, **values) -> dict:
+        return fixed_settings({**TRAINING, group: {**TRAINING[group], **values}}, config)
+
+    assert changed("train", epochs=30, num_workers=4, log_every=1) == key  # not trial results
+    assert changed("train", learning_rate=0.5) == key  # searched: each trial draws its own
+    assert changed("model", dropout=0.0, bilinear=True) == key  # defaults written out
+    assert changed("train", weight_decay=0.1) != key  # every trial would train differently
+    assert changed("model", depth=3) != key

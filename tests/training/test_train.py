@@ -2,6 +2,7 @@
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -113,11 +114,21 @@ def test_a_finished_run_on_shards_of_another_size_is_not_reused(tmp_path):
 
 
 def test_data_signature_names_size_shape_and_items(tiny_shards):
-    train, val = datasets(tiny_shards)
-    signature = data_signature(train)
+    store, index = tiny_shards
+    index = index.assign(timestamp=range(len(index)), camera=1)
+    signature = data_signature(ShardDataset(store, index, "training", LUT))
     assert signature["items"] == 24
     assert signature["image_shape"] == [16, 24, 3]
-    assert signature["items_digest"] != data_signature(val)["items_digest"]
+
+    def digest(rows) -> str:
+        return ShardDataset(store, rows, "training", LUT).items_digest()
+
+    assert digest(index.sample(frac=1, random_state=0)) == signature["items_digest"]  # order
+    assert digest(index.assign(camera=2)) != signature["items_digest"]  # other frames
+    other_items = index[index["item"] != 0]
+    assert digest(pd.concat([other_items, other_items.head(2)])) != signature["items_digest"]
+    store.commit("training", "a", {**store.read_result("training", "a"), "fingerprint": "x"})
+    assert digest(index) != signature["items_digest"]  # shards made at other settings
 
 
 def test_bf16_autocast_trains_on_the_cpu(tiny_shards):

@@ -37,6 +37,9 @@ class ShardDataset(Dataset):
         self.store, self.split, self.lut = store, split, lut
         self.segments = rows["segment"].to_numpy()
         self.items = rows["item"].to_numpy()
+        # Which camera frame each item is, where the index says (it does after ingestion).
+        frame_columns = [c for c in ("timestamp", "camera") if c in rows]
+        self.frames = rows[frame_columns].astype(str).agg("/".join, axis=1).tolist()
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -84,8 +87,20 @@ class ShardDataset(Dataset):
         return {**self.__dict__, "_open": {}}
 
     def items_digest(self) -> str:
-        """Identifies which shard items (segment, item) this dataset holds, in order."""
-        return content_digest([f"{s}/{i}" for s, i in zip(self.segments, self.items, strict=True)])
+        """Identifies the items this dataset holds, in order, and how their shards were made.
+
+        Each item's place and camera frame, and each segment's ingestion fingerprint (size,
+        cameras, shard format): re-ingesting other frames or at other settings changes it.
+        """
+        places = [
+            f"{s}/{i}/{frame}"
+            for s, i, frame in zip(self.segments, self.items, self.frames, strict=True)
+        ]
+        made_by = {
+            segment: (self.store.read_result(self.split, segment) or {}).get("fingerprint")
+            for segment in sorted(set(self.segments))
+        }
+        return content_digest([places, made_by])
 
 
 def data_signature(dataset: Dataset) -> dict[str, Any]:

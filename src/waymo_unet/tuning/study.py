@@ -22,8 +22,15 @@ from waymo_unet.tuning.search_space import validate_search_space
 logger = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# How many trials and for how long: a study continues when these change.
-_NOT_IN_KEY = ("study_name", "n_trials", "timeout_s")
+# How many trials, for how long, and which to stop early: a study continues when these
+# change (they do not change what a finished trial measured).
+_NOT_IN_KEY = (
+    "study_name",
+    "n_trials",
+    "timeout_s",
+    "pruner_startup_trials",
+    "pruner_warmup_epochs",
+)
 
 
 @dataclass(frozen=True)

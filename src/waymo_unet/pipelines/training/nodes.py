@@ -31,10 +31,10 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
         return params
     merged = apply_hyperparameters(params, tuned["hyperparameters"])
     replaced = [
-        f"training.{group}.{name} {params[group][name]!r} -> {value!r}"
+        f"training.{group}.{name} {params[group].get(name, '(default)')!r} -> {value!r}"
+        for name, value in tuned["hyperparameters"].items()
         for group in ("model", "train")
-        for name, value in merged[group].items()
-        if params[group].get(name, value) != value
+        if name in merged[group] and params[group].get(name) != value
     ]
     logger.info(
         "Using the hyper-parameters of tuning trial %d (%s %.4f), replacing: %s "

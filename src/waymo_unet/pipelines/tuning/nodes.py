@@ -8,8 +8,9 @@ import pandas as pd
 
 from waymo_unet.data.label_catalog import id_to_index_lut
 from waymo_unet.data.shards import ShardStore
+from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.data import ShardDataset, data_signature, subsample_index
-from waymo_unet.training.train import outcome_settings
+from waymo_unet.training.train import TrainConfig, outcome_settings
 from waymo_unet.tuning.objective import make_objective
 from waymo_unet.tuning.study import (
     StudyStore,
@@ -21,13 +22,17 @@ from waymo_unet.tuning.study import (
 
 
 def fixed_settings(training_params: dict[str, Any], config: TuningConfig) -> dict[str, Any]:
-    """The training settings every trial shares: not searched, and not the trial budget."""
+    """The training settings every trial shares: not searched, and not the trial budget.
+
+    Taken from the configs the parameters make, defaults filled in, so writing a default
+    out in the YAML does not count as a change.
+    """
     searched = set(config.search_space) | {"epochs"}
+    train = TrainConfig.from_params(training_params["train"]).to_dict()
+    model = UNetConfig.from_dict({"num_classes": 1, **training_params["model"]}).to_dict()
     return {
-        "model": {k: v for k, v in training_params["model"].items() if k not in searched},
-        "train": {
-            k: v for k, v in outcome_settings(training_params["train"]).items() if k not in searched
-        },
+        "model": {k: v for k, v in model.items() if k not in searched | {"num_classes"}},
+        "train": {k: v for k, v in outcome_settings(train).items() if k not in searched},
     }
 
 
