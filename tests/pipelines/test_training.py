@@ -7,11 +7,15 @@ import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from tests.tiny_shards import LABEL_CATALOG
+from tests.tiny_shards import LABEL_CATALOG, LUT
 from waymo_unet.datasets import CheckpointStoreDataset, SegmentationModelDataset
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.pipelines import training
-from waymo_unet.pipelines.training.nodes import with_tuned_hyperparameters
+from waymo_unet.pipelines.training.nodes import (
+    warn_if_tuned_on_other_images,
+    with_tuned_hyperparameters,
+)
+from waymo_unet.training.data import ShardDataset
 
 PARAMS = {
     "train_split": "training",
@@ -88,3 +92,14 @@ def test_use_tuned_false_keeps_the_parameters_as_given():
         **PARAMS,
         "use_tuned": False,
     }
+
+
+def test_values_tuned_on_images_of_another_size_are_flagged(tiny_shards, caplog):
+    store, index = tiny_shards
+    train_data = ShardDataset(store, index, "training", LUT)
+    with caplog.at_level("WARNING"):
+        warn_if_tuned_on_other_images({**TUNED, "image_shape": [16, 24, 3]}, train_data)
+        assert not caplog.records  # tuned on these shards' size
+        warn_if_tuned_on_other_images({**TUNED, "image_shape": [512, 768, 3]}, train_data)
+    (record,) = caplog.records
+    assert "trials on 512x768 images; training is on 16x24" in record.getMessage()

@@ -140,6 +140,7 @@ def best_hyperparameters(study: optuna.Study) -> dict[str, Any]:
         return {}
     best = study.best_trial
     return {
+        "study": study.study_name,
         "trial": best.number,
         "value": best.value,
         "objective": "validation cross-entropy",

@@ -47,6 +47,23 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
     return merged
 
 
+def warn_if_tuned_on_other_images(tuned: dict[str, Any], train_data: ShardDataset) -> None:
+    """Say so when the tuned values come from trials on images of another size.
+
+    The training pipeline re-runs ingestion but not tuning, so shards re-ingested at
+    another size still meet the values tuned on the old ones.
+    """
+    tuned_shape = tuned.get("image_shape")
+    image, _ = train_data[0]
+    if tuned_shape is not None and list(tuned_shape) != list(image.shape):
+        logger.warning(
+            "The tuned hyper-parameters come from trials on %s images; training is on %s: "
+            "run the tuning pipeline again, or set training.use_tuned=false",
+            "x".join(map(str, tuned_shape[:2])),
+            "x".join(map(str, image.shape[:2])),
+        )
+
+
 def training_job(
     shard_store: ShardStore,
     shard_index: pd.DataFrame,
@@ -58,10 +75,13 @@ def training_job(
     """The run the ``training`` parameters (and the best tuning trial) describe."""
     params = with_tuned_hyperparameters(params, tuned_hyperparameters)
     lut = id_to_index_lut(label_catalog)
+    train_data = ShardDataset(shard_store, shard_index, params["train_split"], lut)
+    if params.get("use_tuned", True):
+        warn_if_tuned_on_other_images(tuned_hyperparameters, train_data)
     return TrainingJob(
         config=TrainConfig.from_params(params["train"]),
         unet=UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]}),
-        train_data=ShardDataset(shard_store, shard_index, params["train_split"], lut),
+        train_data=train_data,
         val_data=ShardDataset(shard_store, shard_index, params["val_split"], lut),
         class_weights=[c["weight"] for c in label_catalog["classes"]],
         ignore_index=label_catalog["ignore_index"],

@@ -73,4 +73,7 @@ def tune_hyperparameters(
     }
     study = study_store.open_study(config, context)
     run_study(study, objective, config)
-    return trials_table(study), best_hyperparameters(study)
+    best = best_hyperparameters(study)
+    if best:  # what training checks it is about to train on
+        best["image_shape"] = context["train"]["image_shape"]
+    return trials_table(study), best
