@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import torch.multiprocessing as mp
 
 from tests.tiny_shards import LUT
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
+from waymo_unet.training.distributed import (
+    context_from_environment,
+    launch,
+    require_same_on_all_ranks,
+)
 from waymo_unet.training.job import TrainingJob, run_training
 from waymo_unet.training.train import TrainConfig
 
@@ -72,3 +78,15 @@ def test_two_ranks_resume_after_a_crash(tiny_shards, tmp_path):
     for mine, theirs in zip(resumed.history, unbroken.history, strict=True):
         for key in ("train_loss", "val_loss", "mean_iou", "lr"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+
+
+def claim(value_by_rank: list[str]) -> None:
+    """One rank's side of the check, with the value given for its rank."""
+    context = context_from_environment()
+    require_same_on_all_ranks(value_by_rank[context.rank], "test value", torch.device("cpu"))
+
+
+def test_ranks_that_disagree_all_stop_and_say_so():
+    launch(claim, 2, [["a1b2", "a1b2"]])  # the same on both: returns
+    with pytest.raises(mp.ProcessRaisedException, match="ranks disagree on the test value"):
+        launch(claim, 2, [["a1b2", "c3d4"]])

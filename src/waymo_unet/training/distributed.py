@@ -21,6 +21,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import Sampler
 
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.digest import content_digest
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,25 @@ def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def require_same_on_all_ranks(value: str, what: str, device: torch.device) -> None:
+    """Raise on every rank unless all ranks hold the same ``value``.
+
+    Ranks that saw other shards or settings would otherwise part ways (one resumes a
+    checkpoint, another starts over) and wait on each other for ever. Compared as the
+    minimum and maximum of a digest, so it needs only an all-reduce (gloo and NCCL alike).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    code = int(content_digest(value, length=15), 16)
+    extremes = torch.tensor([code, -code], dtype=torch.int64, device=device)
+    dist.all_reduce(extremes, op=dist.ReduceOp.MIN)
+    if int(extremes[0]) != -int(extremes[1]):
+        raise RuntimeError(
+            f"ranks disagree on the {what} (rank {dist.get_rank()} has {value}): every rank "
+            "must read the same shards with the same settings"
+        )
 
 
 class ShardSampler(Sampler[int]):

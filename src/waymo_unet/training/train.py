@@ -26,7 +26,11 @@ from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import AugmentConfig, data_signature, make_loader
-from waymo_unet.training.distributed import DistributedContext, all_reduce_sum
+from waymo_unet.training.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    require_same_on_all_ranks,
+)
 from waymo_unet.training.loop import (
     BatchSettings,
     Evaluation,
@@ -165,6 +169,7 @@ def train_model(
     """
     torch.manual_seed(config.seed)
     run = _build_run(config, unet, train_data, val_data, class_weights, ignore_index, distributed)
+    require_same_on_all_ranks(run.fingerprint, "run fingerprint", run.settings.device)
     history = _resume(run, checkpoints, config.retrain)
     _log_start(run, config, history, len(train_data), len(val_data), distributed)
     confusion = None
