@@ -6,8 +6,7 @@ which libdeflate (through imagecodecs) does about 35x faster than zlib (0.3 ms f
 section 9) in a compiled loop takes most of the rest (about 1.3 ms), where a Paeth row
 over a flat row needs no arithmetic. The whole decode is about 7x imagecodecs' libpng on
 the benchmark's labels (1.6 against 12.2 ms), 1.1-1.6x on noisy images, with identical
-pixels. Chunk CRCs are not checked; the zlib stream's
-Adler-32 is.
+pixels. Chunk CRCs are not checked; the zlib stream's Adler-32 is.
 
 Interlaced PNGs (never seen in Waymo labels) are handed to libpng.
 """

@@ -38,8 +38,7 @@ class ShardDataset(Dataset):
         self.segments = rows["segment"].to_numpy()
         self.items = rows["item"].to_numpy()
         # Which camera frame each item is, where the index says (it does after ingestion).
-        frame_columns = [c for c in ("timestamp", "camera") if c in rows]
-        self.frames = rows[frame_columns].astype(str).agg("/".join, axis=1).tolist()
+        self.frames = rows[[c for c in ("timestamp", "camera") if c in rows]]
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -92,15 +91,15 @@ class ShardDataset(Dataset):
         Each item's place and camera frame, and each segment's ingestion fingerprint (size,
         cameras, shard format): re-ingesting other frames or at other settings changes it.
         """
-        places = [
-            f"{s}/{i}/{frame}"
-            for s, i, frame in zip(self.segments, self.items, self.frames, strict=True)
-        ]
+        # Joined column by column: a per-row join takes seconds on a full split's index.
+        places = pd.Series(self.segments).astype(str) + "/" + pd.Series(self.items).astype(str)
+        for column in self.frames:
+            places += "/" + self.frames[column].astype(str).to_numpy()
         made_by = {
             segment: (self.store.read_result(self.split, segment) or {}).get("fingerprint")
             for segment in sorted(set(self.segments))
         }
-        return content_digest([places, made_by])
+        return content_digest([places.tolist(), made_by])
 
 
 def data_signature(dataset: Dataset) -> dict[str, Any]:
