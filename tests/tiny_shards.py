@@ -52,5 +52,8 @@ def write_tiny_shards(root, height: int = 16, width: int = 24) -> tuple[ShardSto
     ):
         images, labels = make_segment(rng, items, height, width)
         store.write_segment(split, segment, images, labels, {"fingerprint": "test"})
-        rows += [{"split": split, "segment": segment, "item": i} for i in range(items)]
+        rows += [
+            {"split": split, "segment": segment, "item": i, "fingerprint": "test"}
+            for i in range(items)
+        ]
     return store, pd.DataFrame(rows)

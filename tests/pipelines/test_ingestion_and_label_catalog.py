@@ -70,6 +70,7 @@ def test_shard_index_matches_the_shards(outputs, shard_root):
         assert images.shape == (len(items), 24, 36, 3)
         assert labels.shape == (len(items), 24, 36)
         assert list(items["item"]) == list(range(len(items)))
+        assert set(items["fingerprint"]) == {store.read_result(split, segment)["fingerprint"]}
 
 
 def test_label_catalog_lists_the_drawn_classes(outputs):

@@ -127,8 +127,20 @@ def test_data_signature_names_size_shape_and_items(tiny_shards):
     assert digest(index.assign(camera=2)) != signature["items_digest"]  # other frames
     other_items = index[index["item"] != 0]
     assert digest(pd.concat([other_items, other_items.head(2)])) != signature["items_digest"]
+    remade = index.assign(fingerprint=index["fingerprint"].where(index["segment"] != "a", "x"))
+    assert digest(remade) != signature["items_digest"]  # shards made at other settings
+
+
+def test_items_digest_reads_committed_results_for_an_index_without_fingerprints(tiny_shards):
+    store, index = tiny_shards
+    older_index = index.drop(columns="fingerprint")  # as ingestion wrote it before
+
+    def digest(rows) -> str:
+        return ShardDataset(store, rows, "training", LUT).items_digest()
+
+    assert digest(older_index) == digest(index)  # the committed results say "test" too
     store.commit("training", "a", {**store.read_result("training", "a"), "fingerprint": "x"})
-    assert digest(index) != signature["items_digest"]  # shards made at other settings
+    assert digest(older_index) != digest(index)
 
 
 def test_bf16_autocast_trains_on_the_cpu(tiny_shards):

@@ -26,7 +26,17 @@ REPORT_COLUMNS = [
     "worker",
 ]
 QUARANTINE_COLUMNS = ["split", "segment", "timestamp", "camera", "file", "reason"]
-INDEX_COLUMNS = ["split", "segment", "item", "timestamp", "camera", "source_height", "source_width"]
+INDEX_COLUMNS = [
+    "split",
+    "segment",
+    "item",
+    "timestamp",
+    "camera",
+    "source_height",
+    "source_width",
+    "fingerprint",
+]
+_INDEX_NUMBERS = ["item", "timestamp", "camera", "source_height", "source_width"]
 
 
 def ingestion_report(results: Sequence[SegmentResult]) -> pd.DataFrame:
@@ -50,13 +60,14 @@ def quarantine_table(results: Sequence[SegmentResult]) -> pd.DataFrame:
 
 
 def shard_index(results: Sequence[SegmentResult]) -> pd.DataFrame:
-    """One row per shard item: where it is stored and which camera frame it came from."""
+    """One row per shard item: where it is stored, which camera frame it came from, and
+    the ingestion fingerprint of its shard (so training need not read every result)."""
     rows = [
-        {"split": r.split, "segment": r.segment, "item": item, **keys}
+        {"split": r.split, "segment": r.segment, "item": item, **keys, "fingerprint": r.fingerprint}
         for r in results
         for item, keys in enumerate(r.items)
     ]
-    return pd.DataFrame(rows, columns=INDEX_COLUMNS).astype({c: "int64" for c in INDEX_COLUMNS[2:]})
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS).astype(dict.fromkeys(_INDEX_NUMBERS, "int64"))
 
 
 def class_histograms(results: Sequence[SegmentResult]) -> pd.DataFrame:

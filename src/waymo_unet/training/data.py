@@ -39,6 +39,8 @@ class ShardDataset(Dataset):
         self.items = rows["item"].to_numpy()
         # Which camera frame each item is, where the index says (it does after ingestion).
         self.frames = rows[[c for c in ("timestamp", "camera") if c in rows]]
+        # Each item's ingestion fingerprint; an index written before it had one lacks it.
+        self.fingerprints = rows["fingerprint"].to_numpy() if "fingerprint" in rows else None
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -95,10 +97,13 @@ class ShardDataset(Dataset):
         places = pd.Series(self.segments).astype(str) + "/" + pd.Series(self.items).astype(str)
         for column in self.frames:
             places += "/" + self.frames[column].astype(str).to_numpy()
-        made_by = {
-            segment: (self.store.read_result(self.split, segment) or {}).get("fingerprint")
-            for segment in sorted(set(self.segments))
-        }
+        if self.fingerprints is not None:
+            made_by = dict(zip(self.segments.tolist(), self.fingerprints.tolist(), strict=True))
+        else:  # from each segment's committed result: a file read per segment
+            made_by = {
+                segment: (self.store.read_result(self.split, segment) or {}).get("fingerprint")
+                for segment in set(self.segments)
+            }
         return content_digest([places.tolist(), made_by])
 
 
