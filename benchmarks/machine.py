@@ -16,11 +16,15 @@ from waymo_unet.data.parallel import available_cores
 # name; the first match wins, so more specific names come first.
 GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
     ("H200", 989.0),
     ("H100", 989.0),
     ("A100", 312.0),
+    ("A10", 125.0),  # after A100, which it is a part of
     ("L40S", 362.0),
-    ("L4", 121.0),
+    ("L40", 181.0),
+    ("L4", 121.0),  # after L40S and L40
+    ("V100", 125.0),
     ("T4", 65.0),
 )
 

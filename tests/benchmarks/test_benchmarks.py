@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from benchmarks.__main__ import Profile, run, scaling_note
+from benchmarks.__main__ import Profile, make_profile, parse_args, run, scaling_note
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
 from benchmarks.inference import run_inference_benchmark
@@ -305,7 +305,19 @@ def test_gpu_peaks_match_by_name():
     assert peak_tflops("NVIDIA H100 PCIe") == 756.0
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
     assert peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0
+    assert peak_tflops("NVIDIA H100 NVL") == 835.0
+    assert peak_tflops("NVIDIA A10") == 125.0
+    assert peak_tflops("NVIDIA L40") == 181.0  # not the L4's
+    assert peak_tflops("NVIDIA L40S") == 362.0
+    assert peak_tflops("NVIDIA L4") == 121.0
     assert peak_tflops("Some Future GPU") is None
+
+
+def test_command_line_sizes_reach_every_section_on_cuda():
+    args = parse_args(["--quick", "--height", "256", "--width", "384"])
+    profile = make_profile(args, cuda=True)
+    assert (profile.height, profile.width) == (256, 384)
+    assert profile.step_size == profile.inference_size == (256, 384)
 
 
 def test_inference_section_checks_the_exported_logits():

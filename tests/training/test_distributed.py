@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from tests.tiny_shards import LUT
+from waymo_unet.data.parallel import available_cores
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.distributed import (
+    DistributedContext,
     context_from_environment,
     launch,
     require_same_on_all_ranks,
 )
 from waymo_unet.training.job import TrainingJob, run_training
-from waymo_unet.training.train import TrainConfig
+from waymo_unet.training.loop import gradient_sync
+from waymo_unet.training.train import TrainConfig, epoch_seed
 
 # Augmentation off, so both runs see the same pixels. On the CPU BatchNorm statistics stay
 # per rank (torch's SyncBatchNorm needs GPUs), hence a tolerance and not equality:
 # losses within 5 %, mIoU within 0.1.
 CONFIG = TrainConfig(
-    epochs=3, batch_size=4, learning_rate=1e-2, num_workers=0, precision="fp32", augment=None
+    epochs=3,
+    batch_size=4,
+    learning_rate=1e-2,
+    num_workers=0,
+    precision="fp32",
+    augment=None,
+    device="cpu",  # gloo on the CPU on GPU machines too
 )
 
 
@@ -37,10 +51,10 @@ class CrashAfterEpoch:
             raise RuntimeError("simulated kill")
 
 
-def job(tiny_shards, checkpoints=None, callbacks=()) -> TrainingJob:
+def job(tiny_shards, checkpoints=None, callbacks=(), config=CONFIG) -> TrainingJob:
     store, index = tiny_shards
     return TrainingJob(
-        CONFIG,
+        config,
         UNetConfig(num_classes=3, base_channels=4, depth=2),
         ShardDataset(store, index, "training", LUT),
         ShardDataset(store, index, "validation", LUT),
@@ -60,9 +74,11 @@ def assert_close_histories(history, reference):
         assert mine["mean_iou"] == pytest.approx(theirs["mean_iou"], abs=0.1)
 
 
-def test_two_ranks_follow_the_single_process_history(tiny_shards):
-    single = run_training(job(tiny_shards), 1)
-    ranks = run_training(job(tiny_shards), 2)
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
+def test_two_ranks_follow_the_single_process_history(tiny_shards, accumulation_steps):
+    config = dataclasses.replace(CONFIG, accumulation_steps=accumulation_steps)
+    single = run_training(job(tiny_shards, config=config), 1)
+    ranks = run_training(job(tiny_shards, config=config), 2)
     assert_close_histories(ranks.history, single.history)
     assert ranks.final_metrics.pixels == single.final_metrics.pixels  # every pixel once
 
@@ -90,3 +106,39 @@ def test_ranks_that_disagree_all_stop_and_say_so():
     launch(claim, 2, [["a1b2", "a1b2"]])  # the same on both: returns
     with pytest.raises(mp.ProcessRaisedException, match="ranks disagree on the test value"):
         launch(claim, 2, [["a1b2", "c3d4"]])
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # torch.compile's
+def test_gradient_sync_skips_the_reduction_between_optimiser_steps():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        ddp = DistributedDataParallel(nn.Linear(2, 2))
+        for model in (ddp, torch.compile(ddp)):
+            with gradient_sync(model, sync=False):
+                assert not ddp.require_backward_grad_sync
+            with gradient_sync(model, sync=True):
+                assert ddp.require_backward_grad_sync
+        with gradient_sync(nn.Linear(2, 2), sync=False):  # nothing to skip without DDP
+            pass
+    finally:
+        dist.destroy_process_group()
+
+
+def test_each_rank_and_epoch_draws_its_own_seed():
+    seeds = {epoch_seed(0, epoch, rank) for epoch in range(3) for rank in range(4)}
+    assert len(seeds) == 12
+    assert epoch_seed(0, 1, 2) == epoch_seed(0, 1, 2)
+    assert epoch_seed(0, 1, 2) != epoch_seed(1, 1, 2)
+
+
+def test_a_rank_gets_its_share_of_the_cores_or_its_own_gpu(monkeypatch):
+    threads = torch.get_num_threads()
+    try:
+        context = DistributedContext(rank=3, world_size=4, local_rank=1, local_world_size=2)
+        assert context.claim_device(torch.device("cpu")) == torch.device("cpu")
+        assert torch.get_num_threads() == max(1, available_cores() // 2)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match="rank 3 has no GPU of its own: this machine has 1"):
+        context.claim_device(torch.device("cuda"))

@@ -100,6 +100,23 @@ def test_auto_precision_on_cpu_follows_the_hardware():
     assert choose_precision("auto", CPU).dtype == expected
 
 
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [
+        ((7, 5), torch.float16),
+        ((7, 0), torch.float16),
+        ((8, 0), torch.bfloat16),
+        ((9, 0), torch.bfloat16),
+    ],
+)
+def test_auto_precision_on_cuda_is_bf16_from_ampere_on(monkeypatch, capability, expected):
+    # T4 (7.5) and V100 (7.0) emulate bf16, although torch.cuda.is_bf16_supported() says yes.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    precision = choose_precision("auto", torch.device("cuda", 1))
+    assert precision.dtype == expected
+    assert precision.needs_grad_scaler == (expected == torch.float16)
+
+
 def test_fp16_needs_cuda_and_unknown_names_fail():
     with pytest.raises(ValueError, match="needs a CUDA device"):
         choose_precision("fp16", CPU)

@@ -33,14 +33,25 @@ class DistributedContext:
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int = 1  # ranks on this machine
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def device(self, requested: torch.device) -> torch.device:
-        """One GPU per rank on CUDA; the CPU is shared."""
-        return torch.device("cuda", self.local_rank) if requested.type == "cuda" else requested
+    def claim_device(self, requested: torch.device) -> torch.device:
+        """This rank's device: its own GPU on CUDA, or its share of this machine's cores."""
+        if requested.type != "cuda":
+            torch.set_num_threads(max(1, available_cores() // self.local_world_size))
+            return requested
+        gpus = torch.cuda.device_count()
+        if self.local_rank >= gpus:
+            raise RuntimeError(
+                f"rank {self.rank} has no GPU of its own: this machine has {gpus} and runs "
+                f"{self.local_world_size} ranks; start at most one rank per GPU"
+            )
+        torch.cuda.set_device(self.local_rank)
+        return torch.device("cuda", self.local_rank)
 
 
 def context_from_environment() -> DistributedContext | None:
@@ -49,12 +60,14 @@ def context_from_environment() -> DistributedContext | None:
     if world_size < 2:
         return None
     context = DistributedContext(
-        int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0"))
+        int(os.environ["RANK"]),
+        world_size,
+        int(os.environ.get("LOCAL_RANK", "0")),
+        int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
     )
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(context.local_rank)
+        # NCCL for CUDA tensors, gloo for CPU ones: a CPU run on a GPU machine works too.
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
     logger.info("Rank %d of %d (%s)", context.rank, world_size, dist.get_backend())
     return context
@@ -89,14 +102,18 @@ def _run_rank(
     function: Callable[..., None],
     args: tuple[Any, ...],
 ) -> None:
-    os.environ.update(environment, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    os.environ.update(
+        environment,
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_WORLD_SIZE=str(world_size),
+    )
     # A spawned rank starts with no logging set up: rank 0 reports progress, others warn.
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,
         format=f"[rank {rank}] %(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not torch.cuda.is_available():  # the ranks share the cores: do not oversubscribe
-        torch.set_num_threads(max(1, available_cores() // world_size))
     try:
         function(*args)
         if dist.is_initialized():

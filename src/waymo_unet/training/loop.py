@@ -6,6 +6,7 @@ the end of the epoch: a ``.item()`` per step would stall the GPU on every batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from waymo_unet.training.data import AugmentConfig, prepare_batch
@@ -101,32 +103,42 @@ def train_one_epoch(
         inputs, targets = prepare_batch(
             images, labels, settings.device, settings.channels_last, settings.augment, generator
         )
-        with settings.precision.autocast():
-            logits = model(inputs)
-        loss = loss_fn(logits, targets)
-        optimisation.scaler.scale(loss / accumulation).backward()
-        if step % accumulation == 0 or step == len(loader):
+        steps_optimiser = step % accumulation == 0 or step == len(loader)
+        with gradient_sync(model, steps_optimiser):
+            with settings.precision.autocast():
+                logits = model(inputs)
+            loss = loss_fn(logits, targets)
+            optimisation.scaler.scale(loss / accumulation).backward()
+        if steps_optimiser:
             optimizer_step(model, optimisation)
         total_loss += loss.detach()
         batches, images_seen = batches + 1, images_seen + len(images)
         if step % settings.log_every == 0:
+            mean_loss = total_loss.item() / batches  # waits for the GPU: time after it
             rate = images_seen / (time.perf_counter() - start)
-            logger.info(
-                "step %d/%d: loss %.4f, %.1f images/s",
-                step,
-                len(loader),
-                total_loss.item() / batches,
-                rate,
-            )
+            logger.info("step %d/%d: loss %.4f, %.1f images/s", step, len(loader), mean_loss, rate)
+    mean_loss = total_loss.item() / max(batches, 1)
     seconds = time.perf_counter() - start
     return {
-        "train_loss": total_loss.item() / max(batches, 1),
+        "train_loss": mean_loss,
         "images_per_s": images_seen / seconds if seconds else 0.0,
         "train_seconds": seconds,
         "lr": optimisation.optimizer.param_groups[0]["lr"],
         "batches": batches,
         "images": images_seen,
     }
+
+
+def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """Under DDP, all-reduce gradients only in the backward pass before an optimiser step.
+
+    DDP reduces in every backward pass unless told not to. Gradients add up, so with
+    gradient accumulation one reduction at the last micro-batch does the work of all.
+    """
+    ddp = getattr(model, "_orig_mod", model)  # under torch.compile
+    if sync or not isinstance(ddp, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return ddp.no_sync()
 
 
 @dataclass

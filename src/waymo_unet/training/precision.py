@@ -54,6 +54,8 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
             raise ValueError("fp16 mixed precision needs a CUDA device; use bf16 or fp32")
         return Precision(device.type, torch.float16)
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return Precision(device.type, dtype)
+        # Tensor cores do bf16 from compute capability 8 (Ampere) on. Before that it is
+        # emulated, although torch.cuda.is_bf16_supported() says yes (T4, V100).
+        major, _ = torch.cuda.get_device_capability(device)
+        return Precision(device.type, torch.bfloat16 if major >= 8 else torch.float16)
     return Precision(device.type, torch.bfloat16 if cpu_has_native_bf16() else None)

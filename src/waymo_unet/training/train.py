@@ -1,8 +1,9 @@
 """``train_model``: the whole training run, the same in a Kedro node, an Optuna trial and a test.
 
 A run is resumable: after every epoch a checkpoint holds the model, optimiser, schedule,
-scaler, RNG state and history. Calling ``train_model`` again with the same settings
-continues from there; a finished run is returned as it is unless ``retrain`` is set.
+scaler and history, and each epoch's random draws are seeded from (seed, epoch, rank).
+Calling ``train_model`` again with the same settings continues from there; a finished run
+is returned as it is unless ``retrain`` is set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -148,6 +150,7 @@ class _Run:
     loss_fn: SegmentationLoss
     settings: BatchSettings
     fingerprint: str
+    rank: int = 0
 
 
 def train_model(
@@ -171,6 +174,8 @@ def train_model(
     run = _build_run(config, unet, train_data, val_data, class_weights, ignore_index, distributed)
     require_same_on_all_ranks(run.fingerprint, "run fingerprint", run.settings.device)
     history = _resume(run, checkpoints, config.retrain)
+    # Ranks that found different checkpoints (a data/ folder not shared) would part ways.
+    require_same_on_all_ranks(str(len(history)), "epoch to resume after", run.settings.device)
     _log_start(run, config, history, len(train_data), len(val_data), distributed)
     confusion = None
     for epoch in range(len(history), config.epochs):
@@ -203,15 +208,19 @@ def _build_run(
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {world} ranks")
     device = resolve_device(config.device)
-    device = distributed.device(device) if distributed else device
+    if distributed:
+        device = distributed.claim_device(device)
+    elif device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # pinned memory and precision checks use the current GPU
     autotune_convolutions(device)
     precision = choose_precision(config.precision, device)
     channels_last = (
         config.channels_last if config.channels_last is not None else precision.dtype is not None
     )
     model = build_unet(unet)
-    if distributed and config.sync_batchnorm and device.type == "cuda":
-        # torch's SyncBatchNorm runs on GPUs only: CPU ranks keep per-rank statistics.
+    # torch's SyncBatchNorm runs on GPUs only: CPU ranks keep per-rank statistics.
+    sync_batchnorm = distributed is not None and config.sync_batchnorm and device.type == "cuda"
+    if sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else None)
     workers = config.num_workers if config.num_workers is not None else min(4, available_cores())
@@ -237,6 +246,11 @@ def _build_run(
         runnable = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if config.compile and sync_batchnorm:
+        logger.warning(
+            "torch.compile splits the graph at each SyncBatchNorm layer, which costs most of "
+            "its gain: set training.sync_batchnorm=false to compile the whole network"
+        )
     runnable = torch.compile(runnable) if config.compile else runnable
     signature = {
         "train": data_signature(train_data),
@@ -252,6 +266,7 @@ def _build_run(
         loss_fn=SegmentationLoss(weights, ignore_index, config.dice_weight).to(device),
         settings=BatchSettings(device, precision, channels_last, config.augment, config.log_every),
         fingerprint=run_fingerprint(config, unet, signature),
+        rank=rank,
     )
 
 
@@ -317,7 +332,9 @@ def _run_epoch(
     """Train and evaluate once; the history record and the validation confusion matrix."""
     start = time.perf_counter()
     run.train_loader.sampler.set_epoch(epoch)
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    seed = epoch_seed(config.seed, epoch, run.rank)
+    torch.manual_seed(seed)  # dropout, on the CPU and every GPU
+    generator = torch.Generator().manual_seed(seed)  # augmentation
     device = run.settings.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -365,8 +382,6 @@ def _checkpoint(
         "optimizer": run.optimisation.optimizer.state_dict(),
         "scheduler": run.optimisation.scheduler.state_dict(),
         "scaler": run.optimisation.scaler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history,
         "train_config": config.to_dict(),
         "unet_config": unet.to_dict(),
@@ -389,9 +404,16 @@ def _resume(
     run.model.load_state_dict(checkpoint["model"])
     run.optimisation.optimizer.load_state_dict(checkpoint["optimizer"])
     run.optimisation.scheduler.load_state_dict(checkpoint["scheduler"])
-    run.optimisation.scaler.load_state_dict(checkpoint["scaler"])
-    torch.set_rng_state(checkpoint["torch_rng"])
-    if checkpoint["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+    if checkpoint["scaler"]:  # empty where fp16 was not used: bf16, fp32 or another GPU
+        run.optimisation.scaler.load_state_dict(checkpoint["scaler"])
     logger.info("Resuming from %s after epoch %d", checkpoints.path, checkpoint["epoch"])
     return list(checkpoint["history"])
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one rank's epoch.
+
+    Ranks and epochs draw different augmentations and dropout masks, and a resumed run
+    draws what an unbroken one would, without carrying random states in checkpoints.
+    """
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
