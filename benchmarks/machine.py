@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from datetime import UTC, datetime
 
 from waymo_unet.data.parallel import available_cores
 
-# Dense (no sparsity) bf16/fp16 tensor-core peak, TFLOP/s, by a substring of the GPU's
-# name; the first match wins, so more specific names come first.
+# Dense (no sparsity) bf16/fp16 tensor-core peak, TFLOP/s, by whole words of the GPU's
+# name ("A10" is not "A10G"); the first match wins, so more specific names come first.
 GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
     ("H200", 989.0),
     ("H100", 989.0),
     ("A100", 312.0),
-    ("A10", 125.0),  # after A100, which it is a part of
+    ("A10", 125.0),
     ("L40S", 362.0),
     ("L40", 181.0),
-    ("L4", 121.0),  # after L40S and L40
+    ("L4", 121.0),
     ("V100", 125.0),
     ("T4", 65.0),
 )
@@ -50,8 +51,8 @@ def load_average() -> float | None:
 
 def peak_tflops(device_name: str) -> float | None:
     """Dense bf16/fp16 peak of a GPU by name, or None when it is not in the table."""
-    for fragment, peak in GPU_PEAK_TFLOPS:
-        if fragment.lower() in device_name.lower():
+    for words, peak in GPU_PEAK_TFLOPS:
+        if re.search(rf"\b{re.escape(words)}\b", device_name, re.IGNORECASE):
             return peak
     return None
 

@@ -310,6 +310,8 @@ def test_gpu_peaks_match_by_name():
     assert peak_tflops("NVIDIA L40") == 181.0  # not the L4's
     assert peak_tflops("NVIDIA L40S") == 362.0
     assert peak_tflops("NVIDIA L4") == 121.0
+    assert peak_tflops("NVIDIA A10G") is None  # not an A10
+    assert peak_tflops("NVIDIA RTX A1000 Laptop GPU") is None  # not an A100
     assert peak_tflops("Some Future GPU") is None
 
 

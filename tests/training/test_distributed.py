@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tests.tiny_shards import LUT
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
@@ -74,11 +75,9 @@ def assert_close_histories(history, reference):
         assert mine["mean_iou"] == pytest.approx(theirs["mean_iou"], abs=0.1)
 
 
-@pytest.mark.parametrize("accumulation_steps", [1, 2])
-def test_two_ranks_follow_the_single_process_history(tiny_shards, accumulation_steps):
-    config = dataclasses.replace(CONFIG, accumulation_steps=accumulation_steps)
-    single = run_training(job(tiny_shards, config=config), 1)
-    ranks = run_training(job(tiny_shards, config=config), 2)
+def test_two_ranks_follow_the_single_process_history(tiny_shards):
+    single = run_training(job(tiny_shards), 1)
+    ranks = run_training(job(tiny_shards), 2)
     assert_close_histories(ranks.history, single.history)
     assert ranks.final_metrics.pixels == single.final_metrics.pixels  # every pixel once
 
@@ -94,6 +93,34 @@ def test_two_ranks_resume_after_a_crash(tiny_shards, tmp_path):
     for mine, theirs in zip(resumed.history, unbroken.history, strict=True):
         for key in ("train_loss", "val_loss", "mean_iou", "lr"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+
+
+def train_and_compare_weights(training: TrainingJob) -> None:
+    """One rank's run; raises on every rank unless all ranks end with the same weights."""
+    result = training.run(context_from_environment())
+    weights = content_digest([p.detach().flatten().tolist() for p in result.model.parameters()])
+    require_same_on_all_ranks(weights, "weights", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
+def test_every_rank_ends_with_the_same_weights(tiny_shards, accumulation_steps):
+    # Replicas whose gradients are not all-reduced drift apart at the first step.
+    config = dataclasses.replace(CONFIG, epochs=2, accumulation_steps=accumulation_steps)
+    launch(train_and_compare_weights, 2, [job(tiny_shards, config=config)])
+
+
+def train_from_own_checkpoints(training: TrainingJob, folders: list[str]) -> None:
+    rank = context_from_environment().rank
+    dataclasses.replace(training, checkpoints=CheckpointStore(folders[rank])).run(
+        context_from_environment()
+    )
+
+
+def test_ranks_that_found_different_checkpoints_all_stop(tiny_shards, tmp_path):
+    run_training(job(tiny_shards, CheckpointStore(str(tmp_path / "a")), config=CONFIG), 2)
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]  # rank 1 finds no checkpoint
+    with pytest.raises(mp.ProcessRaisedException, match="disagree on the epoch to resume after"):
+        launch(train_from_own_checkpoints, 2, [job(tiny_shards), folders])
 
 
 def claim(value_by_rank: list[str]) -> None:
@@ -129,6 +156,7 @@ def test_each_rank_and_epoch_draws_its_own_seed():
     assert len(seeds) == 12
     assert epoch_seed(0, 1, 2) == epoch_seed(0, 1, 2)
     assert epoch_seed(0, 1, 2) != epoch_seed(1, 1, 2)
+    assert epoch_seed(-1, 1, 2) != epoch_seed(1, 1, 2)  # negative seeds work, as in torch
 
 
 def test_a_rank_gets_its_share_of_the_cores_or_its_own_gpu(monkeypatch):
@@ -140,5 +168,7 @@ def test_a_rank_gets_its_share_of_the_cores_or_its_own_gpu(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(RuntimeError, match="rank 3 has no GPU of its own: this machine has 1"):
-        context.claim_device(torch.device("cuda"))
+    for local_rank in (0, 1):  # every rank of the machine stops, not only those without one
+        context = DistributedContext(3, 4, local_rank, local_world_size=2)
+        with pytest.raises(RuntimeError, match="rank 3 has no GPU of its own: this machine has 1"):
+            context.claim_device(torch.device("cuda"))

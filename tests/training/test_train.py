@@ -1,5 +1,6 @@
 """train_model end to end on tiny shards: learning, checkpoints, kill and resume."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -45,9 +46,9 @@ def datasets(tiny_shards):
     )
 
 
-def run(tiny_shards, checkpoints=None, config=CONFIG, callbacks=()):
+def run(tiny_shards, checkpoints=None, config=CONFIG, callbacks=(), unet=UNET):
     train, val = datasets(tiny_shards)
-    return train_model(config, UNET, train, val, [1.0, 1.0, 1.0], 255, checkpoints, callbacks)
+    return train_model(config, unet, train, val, [1.0, 1.0, 1.0], 255, checkpoints, callbacks)
 
 
 def comparable(history):
@@ -76,13 +77,21 @@ def test_a_run_learns_and_beats_the_majority_class(tiny_shards):
     assert not result.model.training
 
 
-def test_a_crash_between_epochs_resumes_to_the_unbroken_history(tiny_shards, tmp_path):
-    unbroken = run(tiny_shards, CheckpointStore(str(tmp_path / "unbroken")))
+@pytest.mark.parametrize(
+    ("dropout", "num_workers"),
+    [(0.0, 0), (0.5, 1)],  # dropout draws from the global RNG, as loader workers' seeds did
+)
+def test_a_crash_between_epochs_resumes_to_the_unbroken_history(
+    tiny_shards, tmp_path, dropout, num_workers
+):
+    config = dataclasses.replace(CONFIG, num_workers=num_workers)
+    unet = dataclasses.replace(UNET, dropout=dropout)
+    unbroken = run(tiny_shards, CheckpointStore(str(tmp_path / "unbroken")), config, unet=unet)
     store = CheckpointStore(str(tmp_path / "broken"))
     with pytest.raises(SimulatedKillError):
-        run(tiny_shards, store, callbacks=[crash_after(2)])
+        run(tiny_shards, store, config, callbacks=[crash_after(2)], unet=unet)
     assert store.load()["epoch"] == 2
-    resumed = run(tiny_shards, store)
+    resumed = run(tiny_shards, store, config, unet=unet)
 
     assert_same_history(resumed.history, unbroken.history)
     for name, tensor in unbroken.model.state_dict().items():

@@ -213,6 +213,9 @@ def make_loader(
         persistent_workers=num_workers > 0,
         drop_last=train and len(dataset) > batch_size * world_size,
         collate_fn=getattr(dataset, "collate_batch", None),
+        # Worker seeds from their own generator: drawn from the global one, they would be
+        # drawn in a resumed run's first epoch but not in an unbroken run's same epoch.
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -45,7 +45,7 @@ class DistributedContext:
             torch.set_num_threads(max(1, available_cores() // self.local_world_size))
             return requested
         gpus = torch.cuda.device_count()
-        if self.local_rank >= gpus:
+        if self.local_world_size > gpus:  # decided alike on every rank, so all of them stop
             raise RuntimeError(
                 f"rank {self.rank} has no GPU of its own: this machine has {gpus} and runs "
                 f"{self.local_world_size} ranks; start at most one rank per GPU"
@@ -132,7 +132,12 @@ def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]
     return tensor.tolist()
 
 
-def require_same_on_all_ranks(value: str, what: str, device: torch.device) -> None:
+def require_same_on_all_ranks(
+    value: str,
+    what: str,
+    device: torch.device,
+    hint: str = "every rank must read the same shards with the same settings",
+) -> None:
     """Raise on every rank unless all ranks hold the same ``value``.
 
     Ranks that saw other shards or settings would otherwise part ways (one resumes a
@@ -146,8 +151,7 @@ def require_same_on_all_ranks(value: str, what: str, device: torch.device) -> No
     dist.all_reduce(extremes, op=dist.ReduceOp.MIN)
     if int(extremes[0]) != -int(extremes[1]):
         raise RuntimeError(
-            f"ranks disagree on the {what} (rank {dist.get_rank()} has {value}): every rank "
-            "must read the same shards with the same settings"
+            f"ranks disagree on the {what} (rank {dist.get_rank()} has {value}): {hint}"
         )
 
 

@@ -70,9 +70,8 @@ class TrainConfig:
     dice_weight: float = 0.0
     class_weight_power: float = 1.0  # loss weights = catalogue weights ** power (0: unweighted)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
-    precision: str = (
-        "auto"  # auto: bf16 on CUDA (fp16 + scaler if unsupported) and on CPUs with native bf16
-    )
+    # auto: bf16 on GPUs from Ampere on and CPUs with native bf16, fp16 + scaler on older GPUs
+    precision: str = "auto"
     channels_last: bool | None = None  # None: when the precision is mixed
     compile: bool = False
     sync_batchnorm: bool = True  # under DDP on GPUs: batch statistics of the global batch
@@ -175,7 +174,12 @@ def train_model(
     require_same_on_all_ranks(run.fingerprint, "run fingerprint", run.settings.device)
     history = _resume(run, checkpoints, config.retrain)
     # Ranks that found different checkpoints (a data/ folder not shared) would part ways.
-    require_same_on_all_ranks(str(len(history)), "epoch to resume after", run.settings.device)
+    require_same_on_all_ranks(
+        str(len(history)),
+        "epoch to resume after",
+        run.settings.device,
+        hint="every rank must see the same checkpoint folder",
+    )
     _log_start(run, config, history, len(train_data), len(val_data), distributed)
     confusion = None
     for epoch in range(len(history), config.epochs):
@@ -246,9 +250,9 @@ def _build_run(
         runnable = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if config.compile and sync_batchnorm:
+    if config.compile and sync_batchnorm and rank == 0:
         logger.warning(
-            "torch.compile splits the graph at each SyncBatchNorm layer, which costs most of "
+            "torch.compile splits the graph at each SyncBatchNorm layer, which costs part of "
             "its gain: set training.sync_batchnorm=false to compile the whole network"
         )
     runnable = torch.compile(runnable) if config.compile else runnable
@@ -416,4 +420,5 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     Ranks and epochs draw different augmentations and dropout masks, and a resumed run
     draws what an unbroken one would, without carrying random states in checkpoints.
     """
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    # SeedSequence takes no negative numbers; torch.manual_seed maps them alike.
+    return int(np.random.SeedSequence([seed % 2**64, epoch, rank]).generate_state(1)[0])
