@@ -39,8 +39,11 @@ class ShardDataset(Dataset):
         self.items = rows["item"].to_numpy()
         # Which camera frame each item is, where the index says (it does after ingestion).
         self.frames = rows[[c for c in ("timestamp", "camera") if c in rows]]
-        # Each item's ingestion fingerprint; an index written before it had one lacks it.
-        self.fingerprints = rows["fingerprint"].to_numpy() if "fingerprint" in rows else None
+        # Each segment's ingestion fingerprint; an index written before it had one lacks it.
+        self.made_by: dict[str, str] | None = None
+        if "fingerprint" in rows:
+            segments = rows.drop_duplicates("segment")
+            self.made_by = dict(zip(segments["segment"], segments["fingerprint"], strict=True))
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -97,9 +100,8 @@ class ShardDataset(Dataset):
         places = pd.Series(self.segments).astype(str) + "/" + pd.Series(self.items).astype(str)
         for column in self.frames:
             places += "/" + self.frames[column].astype(str).to_numpy()
-        if self.fingerprints is not None:
-            made_by = dict(zip(self.segments.tolist(), self.fingerprints.tolist(), strict=True))
-        else:  # from each segment's committed result: a file read per segment
+        made_by = self.made_by
+        if made_by is None:  # from each segment's committed result: a file read per segment
             made_by = {
                 segment: (self.store.read_result(self.split, segment) or {}).get("fingerprint")
                 for segment in set(self.segments)
