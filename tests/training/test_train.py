@@ -11,6 +11,7 @@ from tests.tiny_shards import LUT, write_tiny_shards
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset, data_signature
+from waymo_unet.training.precision import Precision
 from waymo_unet.training.train import TrainConfig, autotune_convolutions, train_model
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
@@ -96,6 +97,19 @@ def test_a_crash_between_epochs_resumes_to_the_unbroken_history(
     assert_same_history(resumed.history, unbroken.history)
     for name, tensor in unbroken.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_saved_without_loss_scaling_resumes_where_it_is_on(
+    tiny_shards, tmp_path, monkeypatch
+):
+    # As a bf16 run on one GPU resumed where "auto" means fp16 with a GradScaler.
+    store = CheckpointStore(str(tmp_path))
+    with pytest.raises(SimulatedKillError):
+        run(tiny_shards, store, callbacks=[crash_after(1)])
+    assert store.load()["scaler"] == {}
+    monkeypatch.setattr(Precision, "needs_grad_scaler", property(lambda self: True))
+    resumed = run(tiny_shards, store)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
 
 
 def test_a_finished_run_is_not_retrained_unless_asked(tiny_shards, tmp_path):
