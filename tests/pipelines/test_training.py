@@ -68,6 +68,16 @@ def test_the_saved_model_loads_alone_and_predicts_waymo_ids(outputs, tiny_shards
     assert set(predicted.ravel().tolist()) <= {2, 20, 25}
 
 
+def test_the_checkpoint_names_its_classes(outputs):
+    checkpoint = outputs["catalog"].load("models_checkpoints").load()
+    assert checkpoint["epoch"] == 3
+    assert [(c["index"], c["id"], c["name"]) for c in checkpoint["classes"]] == [
+        (0, 2, "CAR"),
+        (1, 20, "ROAD"),
+        (2, 25, "SKY"),
+    ]
+
+
 TUNED = {
     "trial": 3,
     "objective": "val_loss",

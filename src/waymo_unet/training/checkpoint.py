@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,7 +17,13 @@ LAST_CHECKPOINT = "last.pt"
 
 @dataclass(frozen=True)
 class CheckpointStore(Location):
-    """A folder (local or remote) holding the latest checkpoint of a training run."""
+    """A folder (local or remote) holding the latest checkpoint of a training run.
+
+    ``run_info`` goes into every checkpoint beside the training state: what makes it
+    usable on its own, such as the class map (training index -> Waymo id and name).
+    """
+
+    run_info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def path(self) -> str:
@@ -29,7 +35,7 @@ class CheckpointStore(Location):
         fs.makedirs(self.root, exist_ok=True)
         temporary = f"{self.path}.tmp"
         with fs.open(temporary, "wb") as file:
-            torch.save(checkpoint, file)
+            torch.save({**self.run_info, **checkpoint}, file)
         fs.mv(temporary, self.path)
 
     def load(self) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -85,7 +86,9 @@ def training_job(
         val_data=ShardDataset(shard_store, shard_index, params["val_split"], lut),
         class_weights=[c["weight"] for c in label_catalog["classes"]],
         ignore_index=label_catalog["ignore_index"],
-        checkpoints=checkpoints,
+        checkpoints=dataclasses.replace(
+            checkpoints, run_info={"classes": label_catalog["classes"]}
+        ),
     )
 
 
