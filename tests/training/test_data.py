@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -47,6 +48,15 @@ def test_a_split_missing_from_the_index_is_an_error(tiny_shards):
     store, index = tiny_shards
     with pytest.raises(ValueError, match="no items of split 'testing'"):
         ShardDataset(store, index, "testing", LUT)
+
+
+def test_an_index_listing_more_items_than_a_shard_holds_is_an_error(tiny_shards):
+    store, index = tiny_shards
+    extra = index[index["segment"] == "a"].tail(1).assign(item=12)  # "a" holds items 0-11
+    dataset = ShardDataset(store, pd.concat([index, extra]), "training", LUT)
+    dataset[13]  # segment "b" is fine
+    with pytest.raises(ValueError, match=r"shard training/a holds 12 images .* lists 13 items"):
+        dataset[0]
 
 
 def test_the_dataset_pickles_without_its_open_mappings(tiny_shards):

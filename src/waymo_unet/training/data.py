@@ -44,6 +44,7 @@ class ShardDataset(Dataset):
         if "fingerprint" in rows:
             segments = rows.drop_duplicates("segment")
             self.made_by = dict(zip(segments["segment"], segments["fingerprint"], strict=True))
+        self.items_listed = rows.groupby("segment")["item"].max().add(1).to_dict()
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -83,7 +84,15 @@ class ShardDataset(Dataset):
 
     def _segment(self, segment: str) -> tuple[np.ndarray, np.ndarray]:
         if segment not in self._open:
-            self._open[segment] = self.store.open_segment(self.split, segment)
+            images, labels = self.store.open_segment(self.split, segment)
+            if len(images) < self.items_listed[segment] or len(labels) != len(images):
+                raise ValueError(
+                    f"shard {self.split}/{segment} holds {len(images)} images and "
+                    f"{len(labels)} labels, but the shard index lists "
+                    f"{self.items_listed[segment]} items: the index is not the one ingestion "
+                    "wrote with these shards; run the ingestion pipeline again"
+                )
+            self._open[segment] = images, labels
         return self._open[segment]
 
     def __getstate__(self) -> dict[str, Any]:
