@@ -26,17 +26,8 @@ REPORT_COLUMNS = [
     "worker",
 ]
 QUARANTINE_COLUMNS = ["split", "segment", "timestamp", "camera", "file", "reason"]
-INDEX_COLUMNS = [
-    "split",
-    "segment",
-    "item",
-    "timestamp",
-    "camera",
-    "source_height",
-    "source_width",
-    "fingerprint",
-]
 _INDEX_NUMBERS = ["item", "timestamp", "camera", "source_height", "source_width"]
+INDEX_COLUMNS = ["split", "segment", *_INDEX_NUMBERS, "fingerprint"]
 
 
 def ingestion_report(results: Sequence[SegmentResult]) -> pd.DataFrame:

@@ -39,12 +39,12 @@ class ShardDataset(Dataset):
         self.items = rows["item"].to_numpy()
         # Which camera frame each item is, where the index says (it does after ingestion).
         self.frames = rows[[c for c in ("timestamp", "camera") if c in rows]]
+        per_segment = rows.groupby("segment")
+        self.items_listed = per_segment["item"].max().add(1).to_dict()
         # Each segment's ingestion fingerprint; an index written before it had one lacks it.
         self.made_by: dict[str, str] | None = None
         if "fingerprint" in rows:
-            segments = rows.drop_duplicates("segment")
-            self.made_by = dict(zip(segments["segment"], segments["fingerprint"], strict=True))
-        self.items_listed = rows.groupby("segment")["item"].max().add(1).to_dict()
+            self.made_by = per_segment["fingerprint"].first().to_dict()
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -95,6 +95,12 @@ class ShardDataset(Dataset):
             self._open[segment] = images, labels
         return self._open[segment]
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, 3) of every item, read from the first shard's header."""
+        images, _ = self._segment(self.segments[0])
+        return tuple(images.shape[1:])
+
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes open their own mappings.
         return {**self.__dict__, "_open": {}}
@@ -123,11 +129,14 @@ def data_signature(dataset: Dataset) -> dict[str, Any]:
 
     Re-ingesting at another size, or from other segments, changes it.
     """
-    image, _ = dataset[0]
-    signature: dict[str, Any] = {"items": len(dataset), "image_shape": list(image.shape)}
     if isinstance(dataset, ShardDataset):
-        signature["items_digest"] = dataset.items_digest()
-    return signature
+        return {
+            "items": len(dataset),
+            "image_shape": list(dataset.image_shape),
+            "items_digest": dataset.items_digest(),
+        }
+    image, _ = dataset[0]
+    return {"items": len(dataset), "image_shape": list(image.shape)}
 
 
 @dataclass(frozen=True)

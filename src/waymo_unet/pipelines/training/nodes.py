@@ -55,13 +55,12 @@ def warn_if_tuned_on_other_images(tuned: dict[str, Any], train_data: ShardDatase
     another size still meet the values tuned on the old ones.
     """
     tuned_shape = tuned.get("image_shape")
-    image, _ = train_data[0]
-    if tuned_shape is not None and list(tuned_shape) != list(image.shape):
+    if tuned_shape is not None and list(tuned_shape) != list(train_data.image_shape):
         logger.warning(
             "The tuned hyper-parameters come from trials on %s images; training is on %s: "
             "run the tuning pipeline again, or set training.use_tuned=false",
             "x".join(map(str, tuned_shape[:2])),
-            "x".join(map(str, image.shape[:2])),
+            "x".join(map(str, train_data.image_shape[:2])),
         )
 
 
@@ -96,7 +95,7 @@ def training_outputs(
     job: TrainingJob, result: TrainResult, label_catalog: dict[str, Any]
 ) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """The model packaged for inference, the history, per-class IoU and the summary."""
-    image_size = tuple(job.train_data[0][0].shape[:2])
+    image_size = job.train_data.image_shape[:2]
     model = SegmentationModel(result.model.cpu(), job.unet, label_catalog["classes"], image_size)
     history = pd.DataFrame(result.history)
     return model, history, class_iou_table(result, label_catalog), summary(result)
