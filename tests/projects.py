@@ -9,11 +9,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def make_project(root: Path, raw: Path | None = PROJECT / "data" / "01_raw") -> Path:
-    """``root`` with the project's conf and raw data from ``raw`` (None: no local raw data).
+    """``root`` with the project's settings, conf and raw data from ``raw`` (None: no local raw data).
 
     ``conf/local/credentials.yml`` gets anonymous GCS credentials, as the emulator wants.
     """
     shutil.copy(PROJECT / "pyproject.toml", root)
+    shutil.copy(PROJECT / ".telemetry", root)  # the project's choice: no usage data sent
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     (root / "conf" / "local" / "credentials.yml").write_text("gcs:\n  token: anon\n")
