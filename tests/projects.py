@@ -9,7 +9,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def make_project(root: Path, raw: Path | None = PROJECT / "data" / "01_raw") -> Path:
-    """``root`` with the project's settings, conf and raw data from ``raw`` (None: no local raw data).
+    """``root`` with the project's conf, .telemetry and raw data from ``raw`` (None: none).
 
     ``conf/local/credentials.yml`` gets anonymous GCS credentials, as the emulator wants.
     """

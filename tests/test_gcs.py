@@ -1,11 +1,13 @@
 """`--env gcs` against a local GCS emulator: the real gcsfs code reads the raw data.
 
 The emulator (gcp-storage-emulator) runs in this process on a free port; gcsfs talks to
-it through STORAGE_EMULATOR_HOST with anonymous credentials.
+it through STORAGE_EMULATOR_HOST with anonymous credentials. Runs go through Kedro's own
+`kedro run` command (in this process), so `--params` is parsed as a user's would be.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Iterator
@@ -15,20 +17,28 @@ import gcsfs
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from gcp_storage_emulator.server import create_server
-from kedro.framework.session import KedroSession
+from kedro.config import OmegaConfigLoader
+from kedro.framework.cli.project import run as kedro_run_command
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
+from omegaconf.errors import InterpolationResolutionError
 
 from tests import waymo_files as wf
-from tests.projects import make_project
+from tests.projects import PROJECT, make_project
+from waymo_unet.config_resolvers import gcs_url
 from waymo_unet.data.ingest import IngestionConfig, SegmentJob, ingest_segment
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import CAMERA_IMAGE, IMAGE_COLUMN, KEY_CAMERA, KEY_TIMESTAMP
+from waymo_unet.settings import CONFIG_LOADER_ARGS
 
-BUCKET, PREFIX = "waymo-test", "copy/v2"
-PARAMS = {"ingestion": {"height": 24, "width": 36, "workers": 2}}
+# Waymo's own bucket keeps the files at its root; a user's copy sits under a folder.
+OFFICIAL_BUCKET = "waymo_open_dataset_v_2_0_1"
+COPY_BUCKET, COPY_PREFIX = "waymo-test", "mirror/waymo"
+DATA_PIPELINES = "ingestion,label_catalog"
+INGESTION_PARAMS = "ingestion.height=24,ingestion.width=36,ingestion.workers=2"
 
 
 def free_port() -> int:
@@ -56,33 +66,55 @@ def emulated_gcs() -> Iterator[gcsfs.GCSFileSystem]:
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
+def upload_sample(fs: gcsfs.GCSFileSystem, sample: Path, root: str) -> None:
+    for path in sorted(sample.rglob("*.parquet")):
+        fs.put(str(path), f"{root}/{path.relative_to(sample).as_posix()}")
+
+
 @pytest.fixture(scope="module")
-def bucket_with_sample(emulated_gcs, synthetic_sample) -> str:
-    emulated_gcs.mkdir(BUCKET)
-    for path in sorted(synthetic_sample.rglob("*.parquet")):
-        emulated_gcs.put(str(path), f"{BUCKET}/{PREFIX}/{path.relative_to(synthetic_sample)}")
-    emulated_gcs.invalidate_cache()  # the Kedro run reuses this filesystem instance
-    return f"gs://{BUCKET}/{PREFIX}"
+def buckets_with_sample(emulated_gcs, synthetic_sample) -> str:
+    """The sample at the root of Waymo's bucket, beside the objects that sit there, and
+    under the prefix of a user's copy; returns the copy's ``gs://`` root."""
+    emulated_gcs.mkdir(OFFICIAL_BUCKET)
+    upload_sample(emulated_gcs, synthetic_sample, OFFICIAL_BUCKET)
+    # What else sits at the root of Waymo's bucket: ingestion must list past it. A
+    # testing split it is not asked for, and a component whose bytes would fail if read.
+    camera_image = next(synthetic_sample.glob("validation/camera_image/*.parquet"))
+    emulated_gcs.put(
+        str(camera_image), f"{OFFICIAL_BUCKET}/testing/camera_image/{camera_image.name}"
+    )
+    emulated_gcs.pipe(f"{OFFICIAL_BUCKET}/LICENSE", b"Waymo Dataset License Agreement\n")
+    emulated_gcs.pipe(
+        f"{OFFICIAL_BUCKET}/training/camera_box/{camera_image.name}", b"not a parquet file"
+    )
+    emulated_gcs.mkdir(COPY_BUCKET)
+    upload_sample(emulated_gcs, synthetic_sample, f"{COPY_BUCKET}/{COPY_PREFIX}")
+    emulated_gcs.invalidate_cache()  # the Kedro runs reuse this filesystem instance
+    return f"gs://{COPY_BUCKET}/{COPY_PREFIX}"
 
 
-def run_data_pipelines(project: Path, env: str | None, params: dict) -> None:
+def kedro_run(project: Path, *args: str) -> None:
+    """``kedro run ARGS`` in ``project``, in this process (where the emulator runs)."""
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
-        session.run(pipeline_names=["ingestion", "label_catalog"])
+    with contextlib.chdir(project):
+        result = CliRunner().invoke(kedro_run_command, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def run_data_pipelines_from_bucket(project: Path, gcs_params: str) -> Path:
+    params = f"{INGESTION_PARAMS},{gcs_params}"
+    kedro_run(project, "--env", "gcs", "--pipelines", DATA_PIPELINES, "--params", params)
+    return project / "data"
 
 
 @pytest.fixture(scope="module")
-def local_and_gcs_runs(bucket_with_sample, synthetic_sample, tmp_path_factory):
-    local = make_project(tmp_path_factory.mktemp("local"), synthetic_sample)
-    run_data_pipelines(local, None, PARAMS)
-    remote = make_project(tmp_path_factory.mktemp("gcs"), None)
-    gcs = {"bucket": BUCKET, "prefix": PREFIX}
-    run_data_pipelines(remote, "gcs", PARAMS | {"gcs": gcs})
-    return local / "data", remote / "data"
+def local_run(synthetic_sample, tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("local"), synthetic_sample)
+    kedro_run(project, "--pipelines", DATA_PIPELINES, "--params", INGESTION_PARAMS)
+    return project / "data"
 
 
-def test_gcs_ingestion_matches_the_local_run(local_and_gcs_runs):
-    local, remote = local_and_gcs_runs
+def assert_same_outputs(local: Path, remote: Path) -> None:
     for table in ("03_primary/shard_index.parquet", "02_intermediate/class_histograms.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(local / table), pd.read_parquet(remote / table)
@@ -103,16 +135,95 @@ def test_gcs_ingestion_matches_the_local_run(local_and_gcs_runs):
         assert (local / shard).read_bytes() == (remote / shard).read_bytes(), shard
 
 
-def test_a_missing_bucket_names_the_path(bucket_with_sample, tmp_path):
-    project = make_project(tmp_path, None)
-    with pytest.raises(DatasetError, match=r"gs://no-such-bucket/copy/v2: the bucket or folder"):
-        run_data_pipelines(
-            project, "gcs", PARAMS | {"gcs": {"bucket": "no-such-bucket", "prefix": PREFIX}}
+@pytest.mark.parametrize(
+    "gcs_params",
+    [
+        # `gcs.prefix=` reaches the catalog as None (Kedro's --params parser)
+        pytest.param(f"gcs.bucket={OFFICIAL_BUCKET},gcs.prefix=", id="official-bucket-root"),
+        pytest.param(f"gcs.bucket={COPY_BUCKET},gcs.prefix={COPY_PREFIX}", id="users-copy"),
+    ],
+)
+def test_gcs_ingestion_matches_the_local_run(buckets_with_sample, local_run, tmp_path, gcs_params):
+    remote = run_data_pipelines_from_bucket(make_project(tmp_path, None), gcs_params)
+    assert_same_outputs(local_run, remote)
+
+
+def raw_data_root(runtime_params: dict) -> str:
+    loader = OmegaConfigLoader(
+        str(PROJECT / "conf"), env="gcs", runtime_params=runtime_params, **CONFIG_LOADER_ARGS
+    )
+    return loader["catalog"]["raw_camera_images"]["path"]
+
+
+@pytest.mark.parametrize(
+    ("gcs", "root"),
+    [
+        pytest.param({"bucket": OFFICIAL_BUCKET}, f"gs://{OFFICIAL_BUCKET}", id="no-prefix"),
+        pytest.param(
+            {"bucket": OFFICIAL_BUCKET, "prefix": None},
+            f"gs://{OFFICIAL_BUCKET}",
+            id="empty-prefix",
+        ),
+        pytest.param(
+            {"bucket": COPY_BUCKET, "prefix": f"/{COPY_PREFIX}/"},
+            f"gs://{COPY_BUCKET}/{COPY_PREFIX}",
+            id="prefix",
+        ),
+    ],
+)
+def test_the_catalog_reads_the_bucket_root_unless_a_prefix_is_given(gcs, root):
+    assert raw_data_root({"gcs": gcs}) == root
+
+
+def test_the_bucket_defaults_to_waymos_own():
+    assert raw_data_root({}) == f"gs://{OFFICIAL_BUCKET}"
+    assert (
+        raw_data_root({"gcs": {"prefix": COPY_PREFIX}}) == f"gs://{OFFICIAL_BUCKET}/{COPY_PREFIX}"
+    )
+
+
+def test_an_empty_bucket_is_refused_by_name():
+    with pytest.raises(InterpolationResolutionError, match=r"gcs\.bucket is empty"):
+        raw_data_root({"gcs": {"bucket": None}})
+
+
+@pytest.mark.parametrize(
+    ("prefix", "url"),
+    [
+        (None, "gs://bucket"),
+        ("", "gs://bucket"),
+        ("/", "gs://bucket"),
+        ("a/", "gs://bucket/a"),
+        ("/a/b/", "gs://bucket/a/b"),
+        ("a//b", "gs://bucket/a/b"),
+        (2024, "gs://bucket/2024"),  # Kedro's --params parser turns digits into a number
+    ],
+)
+def test_gcs_url_skips_an_empty_prefix_and_normalises_slashes(prefix, url):
+    assert gcs_url("bucket", prefix) == url
+    assert gcs_url("gs://bucket/", prefix) == url
+
+
+@pytest.mark.parametrize(
+    ("bucket", "message"),
+    [(None, r"gcs\.bucket is empty"), ("", r"gcs\.bucket is empty"), ("a/b", "holds a path")],
+)
+def test_gcs_url_refuses_a_missing_or_nested_bucket(bucket, message):
+    with pytest.raises(ValueError, match=message):
+        gcs_url(bucket, "prefix")
+
+
+def test_a_missing_bucket_names_the_path(buckets_with_sample, tmp_path):
+    with pytest.raises(
+        DatasetError, match=rf"gs://no-such-bucket/{COPY_PREFIX}: the bucket or folder"
+    ):
+        run_data_pipelines_from_bucket(
+            make_project(tmp_path, None), f"gcs.bucket=no-such-bucket,gcs.prefix={COPY_PREFIX}"
         )
 
 
-def test_a_missing_object_names_the_path(bucket_with_sample):
-    path = f"{bucket_with_sample}/training/camera_image/gone.parquet"
+def test_a_missing_object_names_the_path(buckets_with_sample):
+    path = f"{buckets_with_sample}/training/camera_image/gone.parquet"
     with pytest.raises(FileNotFoundError, match=f"{path}: no such file or object"):
         ComponentFile(ParquetSource(path, {"token": "anon"}), CAMERA_IMAGE)
 

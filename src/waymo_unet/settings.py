@@ -2,6 +2,8 @@
 
 import warnings
 
+from waymo_unet.config_resolvers import gcs_url
+
 # kedro 1.7 calls an OmegaConf API that OmegaConf 2.4 deprecated: not ours to fix, and it
 # would open every run with three warnings (the tests filter it in pyproject.toml).
 warnings.filterwarnings(
@@ -17,4 +19,7 @@ CONFIG_LOADER_ARGS = {
         # not see conf/local otherwise. Each environment layer reads the file once.
         "credentials": ["../local/credentials*"],
     },
+    # `${gcs_url:bucket,prefix}` in conf/gcs/catalog.yml: an absent or empty prefix is
+    # the bucket root, which `gs://${bucket}/${prefix}` cannot express.
+    "custom_resolvers": {"gcs_url": gcs_url},
 }
