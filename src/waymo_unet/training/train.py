@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from waymo_unet.config import config_from_params
 from waymo_unet.data.parallel import available_cores
 from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig, build_unet
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, float]], None]
 """Called with each epoch's history record; raising stops the run (e.g. Optuna pruning)."""
+
+PARAMETERS_FILE = "parameters_training.yml"
 
 # Settings that change how fast a run goes, not what it computes.
 _RUNTIME_ONLY = ("num_workers", "log_every", "retrain", "device", "compile", "sync_batchnorm")
@@ -90,10 +93,14 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        """From ``training.train``; an unknown key or a wrong type is a ValueError naming it."""
         values = dict(params)
         augment = values.pop("augment", {})
-        values["augment"] = AugmentConfig(**augment) if augment is not None else None
-        return cls(**values)
+        if augment is not None:  # null: no augmentation
+            section = "training.train.augment"
+            augment = config_from_params(AugmentConfig, augment, section, PARAMETERS_FILE)
+        values["augment"] = augment
+        return config_from_params(cls, values, "training.train", PARAMETERS_FILE)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
