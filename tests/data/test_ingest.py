@@ -3,6 +3,7 @@ import re
 import struct
 import time
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +13,9 @@ from tests import waymo_files as wf
 from waymo_unet.data import ingest as ingest_module
 from waymo_unet.data.decode import decode_camera_image, decode_panoptic_label
 from waymo_unet.data.ingest import (
+    NEW,
+    SETTINGS_CHANGED,
+    UNFINISHED,
     IngestionConfig,
     SegmentJob,
     SegmentResult,
@@ -20,7 +24,12 @@ from waymo_unet.data.ingest import (
     plan_segment_jobs,
 )
 from waymo_unet.data.parallel import worker_name
-from waymo_unet.data.parquet import ComponentFile, ParquetSource, SchemaError
+from waymo_unet.data.parquet import (
+    ComponentFile,
+    ParquetSource,
+    SchemaError,
+    UnreadableFileError,
+)
 from waymo_unet.data.shards import RESULT_FILE, ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -34,12 +43,17 @@ from waymo_unet.data.waymo import (
 CONFIG = IngestionConfig(height=16, width=24)
 
 
+def listed(path) -> ParquetSource:
+    """A source as the dataset's listing gives it: with the file's size and mtime."""
+    return ParquetSource.listed(str(path), fsspec.filesystem("file").info(str(path)))
+
+
 def job_for(tmp_path, image_path, label_path, config=CONFIG) -> SegmentJob:
     return SegmentJob(
         split="training",
         segment=wf.SEGMENT,
-        images=ParquetSource(str(image_path)) if image_path else None,
-        labels=ParquetSource(str(label_path)) if label_path else None,
+        images=listed(image_path) if image_path else None,
+        labels=listed(label_path) if label_path else None,
         store=ShardStore(str(tmp_path / "shards")),
         config=config,
     )
@@ -176,6 +190,7 @@ def test_label_rows_without_an_image_are_quarantined(tmp_path):
 def test_a_segment_without_labels_is_reported_and_committed(tmp_path):
     result, job = ingest(tmp_path, [wf.image_row(f, c) for f in range(4) for c in (1, 2)], None)
     assert result.status == "no_label_file"
+    assert result.no_pairs_reason == "no camera_segmentation file"
     assert (result.frames, result.unlabelled_frames, result.pairs_written) == (4, 4, 0)
     assert job.store.read_result("training", wf.SEGMENT)["status"] == "no_label_file"
 
@@ -186,6 +201,40 @@ def test_a_label_file_without_pairs_is_reported(tmp_path):
     )
     assert result.status == "no_labelled_pairs"
     assert result.other_camera_rows == 1
+    assert result.no_pairs_reason == (
+        "none of its 1 camera_segmentation row(s) is usable: 1 of cameras other than [1], "
+        "0 quarantined"
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_rows", "label_rows", "reason"),
+    [
+        ([wf.image_row(0, 1)], [], "its camera_segmentation file has no rows"),
+        ([], [wf.label_row(0, 1)], "its camera_image file has no rows"),
+        (
+            [wf.image_row(0, 1)],
+            [wf.label_row(3, 1), wf.label_row(4, 1)],
+            "none of its 2 label row(s) matches an image row by (timestamp, camera)",
+        ),
+        (
+            [wf.image_row(0, 1)],
+            [wf.label_row(0, 1) | {PANOPTIC_LABEL_COLUMN: b"\x89PNG broken"}],
+            "all 1 matched pair(s) were quarantined (panoptic label: corrupt PNG",
+        ),
+    ],
+    ids=["no-label-rows", "no-image-rows", "no-match", "all-quarantined"],
+)
+def test_a_segment_without_pairs_says_why(tmp_path, image_rows, label_rows, reason):
+    result, _ = ingest(tmp_path, image_rows, label_rows)
+    assert (result.status, result.pairs_written) == ("no_labelled_pairs", 0)
+    assert result.no_pairs_reason.startswith(reason)
+
+
+def test_a_segment_with_pairs_has_no_no_pairs_reason(tmp_path):
+    result, _ = ingest(tmp_path, [wf.image_row(0, 1)], [wf.label_row(0, 1)])
+    assert result.pairs_written == 1
+    assert result.no_pairs_reason == ""
 
 
 def test_camera_names_are_accepted_and_unknown_ones_quarantined(tmp_path):
@@ -246,18 +295,19 @@ def test_pairs_spread_over_many_row_groups_are_all_found(tmp_path, monkeypatch, 
 def test_a_committed_segment_is_reused_and_other_settings_rebuild_it(tmp_path):
     images, labels = [wf.image_row(0, 1)], [wf.label_row(0, 1)]
     first, job = ingest(tmp_path, images, labels)
+    assert (first.reused, first.redo_reason) == (False, NEW)
     marker = tmp_path / "shards" / "training" / wf.SEGMENT / RESULT_FILE
     written = marker.stat().st_mtime_ns
 
     again = ingest_segment(job)
-    assert again.reused
+    assert (again.reused, again.redo_reason) == (True, "")
     assert again.pairs_written == first.pairs_written
     assert marker.stat().st_mtime_ns == written
 
     bigger = ingest_segment(
         job_for(tmp_path, job.images.path, job.labels.path, IngestionConfig(32, 48))
     )
-    assert not bigger.reused
+    assert (bigger.reused, bigger.redo_reason) == (False, SETTINGS_CHANGED)
     assert job.store.open_segment("training", wf.SEGMENT)[0].shape == (1, 32, 48, 3)
 
 
@@ -268,8 +318,50 @@ def test_a_half_written_segment_is_not_taken_as_done(tmp_path):
     marker.unlink()  # as if the worker died before its commit
     assert job.store.read_result("training", wf.SEGMENT) is None
     result = ingest_segment(job)
-    assert not result.reused
+    assert (result.reused, result.redo_reason) == (False, UNFINISHED)
     assert json.loads(marker.read_text())["pairs_written"] == 1
+
+
+def test_a_source_not_listed_with_its_identity_is_never_taken_as_current(tmp_path):
+    images, labels = [wf.image_row(0, 1)], [wf.label_row(0, 1)]
+    _, job = ingest(tmp_path, images, labels)
+    bare = SegmentJob(
+        job.split,
+        job.segment,
+        ParquetSource(job.images.path),
+        job.labels,
+        job.store,
+        job.config,
+    )
+    result = ingest_segment(bare)
+    assert not result.reused
+    assert result.redo_reason == "raw file identity unknown: camera_image not listed with details"
+
+
+def test_a_shard_committed_without_file_identities_is_redone(tmp_path):
+    images, labels = [wf.image_row(0, 1)], [wf.label_row(0, 1)]
+    _, job = ingest(tmp_path, images, labels)
+    older = job.store.read_result(job.split, job.segment)
+    del older["sources"]  # as ingestion committed it before it recorded them
+    job.store.commit(job.split, job.segment, older)
+    result = ingest_segment(job)
+    assert not result.reused
+    assert result.redo_reason.startswith("raw file identity unknown: not recorded")
+    assert ingest_segment(job).reused  # recorded now
+
+
+def test_a_corrupt_row_group_names_the_file(tmp_path):
+    images = [wf.image_row(frame, 1) for frame in range(4)]
+    labels = [wf.label_row(frame, 1) for frame in range(4)]
+    image_path, label_path = wf.write_segment(tmp_path / "raw", images, labels, row_group_size=2)
+    chunk = pq.ParquetFile(image_path).metadata.row_group(1).column(3)
+    assert chunk.path_in_schema == IMAGE_COLUMN
+    data = bytearray(image_path.read_bytes())
+    start = chunk.data_page_offset + 16
+    data[start : start + 16] = b"\xa5" * 16  # the image column's page of row group 1
+    image_path.write_bytes(bytes(data))
+    with pytest.raises(UnreadableFileError, match=f"{image_path}: row group 1 cannot be read"):
+        ingest_segment(job_for(tmp_path, image_path, label_path))
 
 
 def make_tree(tmp_path, segments: dict[str, bool], split="training"):
@@ -282,9 +374,9 @@ def make_tree(tmp_path, segments: dict[str, bool], split="training"):
             split,
             segment,
         )
-        images.setdefault(split, {})[segment] = ParquetSource(str(image_path))
+        images.setdefault(split, {})[segment] = listed(image_path)
         if label_path:
-            labels.setdefault(split, {})[segment] = ParquetSource(str(label_path))
+            labels.setdefault(split, {})[segment] = listed(label_path)
     return images, labels
 
 

@@ -53,8 +53,10 @@ def test_every_segment_is_reported(outputs, synthetic_sample):
     image_files = sorted(synthetic_sample.glob("*/camera_image/*.parquet"))
     assert len(report) == len(image_files)
     assert report["status"].value_counts().to_dict() == {"ingested": 3, "no_label_file": 1}
+    assert set(report["redo_reason"]) == {"new"}
     unlabelled = report[report["status"] == "no_label_file"].iloc[0]
     assert unlabelled["pairs_written"] == 0
+    assert unlabelled["no_pairs_reason"] == "no camera_segmentation file"
     assert unlabelled["unlabelled_frames"] == unlabelled["frames"]
     assert outputs["reporting_ingestion_quarantine"].empty
 
@@ -95,6 +97,7 @@ def test_a_second_run_reuses_every_segment(synthetic_sample, tmp_path):
     second = run(synthetic_sample, tmp_path)
     assert not first["reporting_ingestion_report"]["reused"].any()
     assert second["reporting_ingestion_report"]["reused"].all()
+    assert set(second["reporting_ingestion_report"]["redo_reason"]) == {""}
     pd.testing.assert_frame_equal(first["primary_shard_index"], second["primary_shard_index"])
     pd.testing.assert_frame_equal(
         first["intermediate_class_histograms"], second["intermediate_class_histograms"]

@@ -5,6 +5,11 @@ that matters for scaling out: everything it needs travels in a small picklable
 ``SegmentJob``, it opens its files itself through fsspec, and it returns a
 ``SegmentResult`` of counts, quarantined rows and class histograms. The same function
 runs serially, in a process pool and on a Dask worker.
+
+A committed shard is reused only while it is still what ingestion would write now: the
+same settings (``IngestionConfig.fingerprint``) and the same raw files, by the identity
+their listing gave (size and modification time, or a checksum or generation on an
+object store). Otherwise the segment is redone, and its result says why.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from waymo_unet.data.parquet import (
     empty_keys,
     read_row_groups,
 )
-from waymo_unet.data.shards import ShardStore
+from waymo_unet.data.shards import IMAGES_FILE, ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
     CAMERA_SEGMENTATION,
@@ -59,6 +64,14 @@ logger = logging.getLogger(__name__)
 # Bump when the shard layout or decoding changes, so old shards are rebuilt.
 SHARD_FORMAT_VERSION = 1
 KEYS = ["timestamp", "camera"]
+
+# Why a segment is ingested again rather than reused: the part of ``redo_reason``
+# before any ": detail".
+NEW = "new"
+UNFINISHED = "previous attempt did not finish"
+SETTINGS_CHANGED = "settings changed"
+RAW_FILE_CHANGED = "raw file changed"
+IDENTITY_UNKNOWN = "raw file identity unknown"
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,12 @@ class IngestionConfig:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the shard content these settings produce (not how it is computed)."""
+        """Identifies the shard content these settings produce (not how it is computed).
+
+        The raw files' identities are checked beside it (``redo_reason``), not folded
+        in: this value also marks the shard index, which must not differ between a
+        local and a bucket copy of the same files.
+        """
         content = [SHARD_FORMAT_VERSION, self.height, self.width, sorted(self.cameras)]
         return content_digest(content)
 
@@ -111,6 +129,12 @@ class SegmentJob:
     labels: ParquetSource | None
     store: ShardStore
     config: IngestionConfig
+
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """Path and identity of each raw file, by component, as recorded in the result."""
+        files = ((CAMERA_IMAGE, self.images), (CAMERA_SEGMENTATION, self.labels))
+        return {component: file.describe() for component, file in files if file is not None}
 
 
 @dataclass
@@ -133,6 +157,9 @@ class SegmentResult:
     worker: str = ""  # host:pid of the process that ingested it
     started: float = 0.0  # Unix time
     reused: bool = False
+    redo_reason: str = ""  # why it was not reused (see NEW...IDENTITY_UNKNOWN)
+    no_pairs_reason: str = ""  # why it yields no pairs, where it yields none
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # SegmentJob.sources
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
     class_pixels: dict[int, int] = field(default_factory=dict)
@@ -199,10 +226,11 @@ def decode_pair(
 
 
 def ingest_segment(job: SegmentJob) -> SegmentResult:
-    """Ingest one segment, or return its committed result if already done alike."""
+    """Ingest one segment, or return its committed result if done alike from the same files."""
     committed = job.store.read_result(job.split, job.segment)
-    if committed is not None and committed.get("fingerprint") == job.config.fingerprint:
-        return SegmentResult.from_dict({**committed, "reused": True})
+    reason = redo_reason(job, committed)
+    if reason is None:
+        return SegmentResult.from_dict({**committed, "reused": True, "redo_reason": ""})
     start = time.perf_counter()
     result = SegmentResult(
         job.split,
@@ -210,6 +238,8 @@ def ingest_segment(job: SegmentJob) -> SegmentResult:
         fingerprint=job.config.fingerprint,
         worker=worker_name(),
         started=round(time.time(), 3),
+        redo_reason=reason,
+        sources=job.sources,
     )
     images = np.empty((0, job.config.height, job.config.width, 3), np.uint8)
     labels = np.empty((0, job.config.height, job.config.width), np.uint8)
@@ -221,12 +251,52 @@ def ingest_segment(job: SegmentJob) -> SegmentResult:
         if len(pairs):
             images, labels = _decode_pairs(image_file, label_file, pairs, job.config, result)
     result.pairs_written = len(images)
+    if len(pairs) and not result.pairs_written:
+        reasons = sorted({row["reason"] for row in result.quarantine})
+        result.no_pairs_reason = (
+            f"all {len(pairs)} matched pair(s) were quarantined ({'; '.join(reasons)})"
+        )
     if result.status == "ingested" and not result.pairs_written:
         result.status = "no_labelled_pairs"
     job.store.write_arrays(job.split, job.segment, images, labels)
     result.seconds = round(time.perf_counter() - start, 3)
     job.store.commit(job.split, job.segment, result.to_dict())
     return result
+
+
+def redo_reason(job: SegmentJob, committed: dict[str, Any] | None) -> str | None:
+    """Why the segment must be ingested (again), or None if its committed shard is current."""
+    if committed is None:
+        unfinished = job.store.filesystem.exists(
+            job.store.segment_path(job.split, job.segment, IMAGES_FILE)
+        )
+        return UNFINISHED if unfinished else NEW
+    if committed.get("fingerprint") != job.config.fingerprint:
+        return SETTINGS_CHANGED
+    recorded = committed.get("sources")
+    if recorded is None:
+        return f"{IDENTITY_UNKNOWN}: not recorded by the run that made the shard"
+    current = job.sources
+    unlisted = [component for component, source in current.items() if not _identity(source)]
+    if unlisted:
+        return f"{IDENTITY_UNKNOWN}: {', '.join(unlisted)} not listed with details"
+    changes = []
+    for component in sorted(recorded.keys() | current.keys()):
+        if component not in current:
+            changes.append(f"{component} (gone)")
+        elif component not in recorded:
+            changes.append(f"{component} (new file)")
+        else:
+            before, now = _identity(recorded[component]), _identity(current[component])
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            if changed:
+                changes.append(f"{component} ({', '.join(changed)})")
+    return f"{RAW_FILE_CHANGED}: {'; '.join(changes)}" if changes else None
+
+
+def _identity(described: dict[str, Any]) -> dict[str, Any]:
+    """A recorded source without its path: a moved folder of the same files is current."""
+    return {key: value for key, value in described.items() if key != "path"}
 
 
 def _open(source: ParquetSource | None, component: str) -> ComponentFile | nullcontext[None]:
@@ -264,6 +334,10 @@ def match_rows(
     pairs = joined[joined["_merge"] == "both"].sort_values(KEYS)
     result.unlabelled_images = int((joined["_merge"] == "left_only").sum())
     result.unlabelled_frames = result.frames - pairs["timestamp"].nunique()
+    if pairs.empty:
+        result.no_pairs_reason = _why_no_match(
+            image_file, label_file, len(image_keys), len(label_keys), cameras, result
+        )
     return pairs.astype(
         {
             c: "int64"
@@ -275,6 +349,32 @@ def match_rows(
             )
         }
     )
+
+
+def _why_no_match(
+    image_file: ComponentFile | None,
+    label_file: ComponentFile | None,
+    usable_images: int,
+    usable_labels: int,
+    cameras: tuple[int, ...],
+    result: SegmentResult,
+) -> str:
+    """Why no image row and label row of a segment make a pair, in a few words."""
+    if image_file is None:
+        return f"no {CAMERA_IMAGE} file"
+    if label_file is None:
+        return f"no {CAMERA_SEGMENTATION} file"
+    for file, usable in ((label_file, usable_labels), (image_file, usable_images)):
+        if not len(file.keys):
+            return f"its {file.component} file has no rows"
+        if not usable:
+            quarantined = sum(row["file"] == file.source.path for row in result.quarantine)
+            return (
+                f"none of its {len(file.keys)} {file.component} row(s) is usable: "
+                f"{len(file.keys) - quarantined} of cameras other than {list(cameras)}, "
+                f"{quarantined} quarantined"
+            )
+    return f"none of its {usable_labels} label row(s) matches an image row by (timestamp, camera)"
 
 
 def _usable_keys(
@@ -417,6 +517,8 @@ def ingest_segments(
     """Run ``ingest_segment`` over all jobs, logging progress; results in job order.
 
     Locally with ``workers`` processes, or on the Dask cluster at ``dask_scheduler``.
+    Logs how many segments were reused and why the others were redone, and warns of
+    every segment that yields no pairs.
     """
     workers = resolve_workers(workers)
     where = f"on Dask at {dask_scheduler}" if dask_scheduler else f"with {workers} worker(s)"
@@ -431,15 +533,51 @@ def ingest_segments(
             rate = pairs / max(time.perf_counter() - start, 1e-9)
             progress.set_postfix(pairs=pairs, pairs_per_s=f"{rate:.1f}")
             logger.info(
-                "%s/%s: %s, %d pair(s), %d quarantined%s (%d/%d segments, %.1f pairs/s)",
+                "%s/%s: %s, %d pair(s), %d quarantined, %s (%d/%d segments, %.1f pairs/s)",
                 result.split,
                 result.segment,
                 result.status,
                 result.pairs_written,
                 len(result.quarantine),
-                ", reused" if result.reused else "",
+                "reused" if result.reused else f"redone ({result.redo_reason})",
                 len(results),
                 len(jobs),
                 rate,
             )
-    return [results[(job.split, job.segment)] for job in jobs]
+            if not result.pairs_written and result.status != "no_label_file":
+                _warn_no_pairs(result)
+    ordered = [results[(job.split, job.segment)] for job in jobs]
+    _log_reuse(ordered)
+    unlabelled = [f"{r.split}/{r.segment}" for r in ordered if r.status == "no_label_file"]
+    if unlabelled:
+        logger.warning(
+            "%d segment(s) yield no pairs: they have no %s file (only some Waymo segments "
+            "are labelled): %s",
+            len(unlabelled),
+            CAMERA_SEGMENTATION,
+            ", ".join(unlabelled),
+        )
+    return ordered
+
+
+def _warn_no_pairs(result: SegmentResult) -> None:
+    files = ", ".join(source["path"] for source in result.sources.values()) or "none"
+    logger.warning(
+        "%s/%s yields no pairs: %s (files: %s)",
+        result.split,
+        result.segment,
+        result.no_pairs_reason or result.status,
+        files,
+    )
+
+
+def _log_reuse(results: list[SegmentResult]) -> None:
+    """One line: segments reused, segments redone, and why, by kind of reason."""
+    why = Counter(r.redo_reason.split(":", 1)[0] for r in results if not r.reused)
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in why.most_common())
+    logger.info(
+        "Ingestion: %d segment(s) reused, %d redone%s",
+        len(results) - why.total(),
+        why.total(),
+        f" ({reasons})" if reasons else "",
+    )

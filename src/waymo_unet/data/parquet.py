@@ -30,20 +30,60 @@ class SchemaError(ValueError):
     """A parquet file that is not a usable Waymo v2 component file."""
 
 
+class UnreadableFileError(OSError):
+    """Bytes of a parquet file that cannot be read back: a truncated or corrupt file."""
+
+
+# Listing fields that change when a file's bytes do, most telling first. A content
+# checksum (GCS md5Hash, or crc32c for composite objects without one; S3 and Azure
+# ETags) stays the same when the same bytes are copied again; an object generation or
+# a modification time (local files) changes with every write, so they come last.
+CHANGE_MARKERS = ("md5Hash", "crc32c", "ETag", "etag", "generation", "mtime", "LastModified")
+
+Identity = tuple[tuple[str, int | float | str], ...]
+"""``(("size", n), (marker, value))``: what tells that a file has changed."""
+
+
+def file_identity(info: dict[str, Any]) -> Identity:
+    """A file's size and its first ``CHANGE_MARKERS`` field, from an fsspec listing entry."""
+    identity: list[tuple[str, int | float | str]] = [("size", int(info["size"]))]
+    for name in CHANGE_MARKERS:
+        value = info.get(name)
+        if value is not None and value != "":
+            identity.append((name, value if isinstance(value, int | float | str) else str(value)))
+            break
+    return tuple(identity)
+
+
 @dataclass(frozen=True)
 class ParquetSource:
     """Where one parquet file lives: a local path or URL plus fsspec storage options.
 
     Small and picklable, so a worker process or a Dask worker can open the file itself.
+    ``identity`` (size and modification time, or a checksum or generation on object
+    stores) comes from the listing that found the file; it is empty when the source
+    was not listed, and then a committed shard of it is never taken as current.
     """
 
     path: str
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
+    identity: Identity = ()
+
+    @classmethod
+    def listed(
+        cls, path: str, info: dict[str, Any], storage_options: dict[str, Any] | None = None
+    ) -> ParquetSource:
+        """A source found by a listing with details (``fs.glob(..., detail=True)``)."""
+        return cls(path, storage_options or {}, file_identity(info))
 
     @property
     def segment(self) -> str:
         """The segment context name, which is the file's stem."""
         return self.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet")
+
+    def describe(self) -> dict[str, Any]:
+        """Path and identity, as recorded beside a shard (no storage options: secrets)."""
+        return {"path": self.path, **dict(self.identity)}
 
     def open(self) -> BinaryIO:
         """A binary file object; the caller closes it."""
@@ -66,7 +106,10 @@ class ComponentFile:
             self.parquet = pq.ParquetFile(self._handle)
         except (pa.ArrowException, OSError) as error:
             self.close()
-            raise SchemaError(f"{source.path}: not a readable parquet file ({error})") from None
+            raise SchemaError(
+                f"{source.path}: not a readable parquet file ({error}); if it is truncated "
+                "or half-copied, copy it again"
+            ) from None
         missing = [
             c for c in REQUIRED_COLUMNS[component] if c not in self.parquet.schema_arrow.names
         ]
@@ -112,7 +155,18 @@ class ComponentFile:
         Ingestion runs one segment per core already; pyarrow's own thread pool on top
         measured 1.3x from 1 to 2 processes instead of 1.8x.
         """
-        return self.parquet.read_row_group(row_group, columns=columns, use_threads=False)
+        try:
+            return self.parquet.read_row_group(row_group, columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError) as error:
+            if type(error) is not OSError and not isinstance(error, pa.ArrowException):
+                # A storage error (connection, permission, object gone): kept as it is.
+                error.add_note(f"while reading row group {row_group} of {self.source.path}")
+                raise
+            # pyarrow's own ("Corrupt brotli compressed data") does not name the file.
+            raise UnreadableFileError(
+                f"{self.source.path}: row group {row_group} cannot be read ({error}); the "
+                "file is truncated or corrupt: copy it again"
+            ) from error
 
 
 def read_row_groups(

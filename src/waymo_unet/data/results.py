@@ -14,6 +14,8 @@ REPORT_COLUMNS = [
     "segment",
     "status",
     "reused",
+    "redo_reason",  # why a segment not reused was ingested (again): new, settings changed...
+    "no_pairs_reason",
     "frames",
     "image_rows",
     "label_rows",
@@ -31,7 +33,8 @@ INDEX_COLUMNS = ["split", "segment", *_INDEX_NUMBERS, "fingerprint"]
 
 
 def ingestion_report(results: Sequence[SegmentResult]) -> pd.DataFrame:
-    """One row per segment: what was read, written, skipped and quarantined."""
+    """One row per segment: what was read, written, skipped and quarantined, whether it
+    was reused or redone (and why), and why it yields no pairs where it yields none."""
     rows = [
         {
             **{name: getattr(r, name) for name in REPORT_COLUMNS if hasattr(r, name)},

@@ -16,7 +16,9 @@ class WaymoComponentDataset(AbstractDataset[None, SourceTree]):
 
     Loading returns ``{split: {segment: ParquetSource}}``: small picklable handles that
     ingestion workers open themselves, reading only the columns and row groups they
-    need (a camera_image file is about 1 GB). Read-only.
+    need (a camera_image file is about 1 GB). Each carries the file's identity from the
+    same listing (size and modification time; on GCS its md5 or crc32c checksum), so
+    ingestion notices a changed file without a request per file. Read-only.
 
     Example::
 
@@ -43,7 +45,7 @@ class WaymoComponentDataset(AbstractDataset[None, SourceTree]):
     def load(self) -> SourceTree:
         fs, root = url_to_fs(self._path, **self._storage_options)
         try:
-            paths = sorted(fs.glob(f"{root}/*/{self._component}/*.parquet"))
+            listing = fs.glob(f"{root}/*/{self._component}/*.parquet", detail=True)
         except FileNotFoundError as error:
             raise DatasetError(
                 f"cannot list {self._path}: the bucket or folder does not exist ({error})"
@@ -53,15 +55,15 @@ class WaymoComponentDataset(AbstractDataset[None, SourceTree]):
                 f"cannot list {self._path}: permission denied; check the `gcs` entry of "
                 f"conf/local/credentials.yml or your default credentials ({error})"
             ) from error
-        if not paths:
+        if not listing:
             raise DatasetError(
                 f"no {self._component} parquet files under {self._path} (expected "
                 f"{self._path}/<split>/{self._component}/<segment>.parquet)"
             )
         tree: SourceTree = {}
-        for path in paths:
+        for path, info in sorted(listing.items()):
             split = path.rsplit("/", 3)[-3]
-            source = ParquetSource(fs.unstrip_protocol(path), self._storage_options)
+            source = ParquetSource.listed(fs.unstrip_protocol(path), info, self._storage_options)
             tree.setdefault(split, {})[source.segment] = source
         return tree
 
