@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
-from kedro.io import DataCatalog, DatasetError, MemoryDataset
-from kedro.runner import SequentialRunner
-from kedro_datasets.partitions import PartitionedDataset
+from kedro.io import DatasetError
 
 from tests import waymo_files as wf
-from tests.tiny_shards import LABEL_CATALOG
-from waymo_unet.datasets import (
-    CameraImagesDataset,
-    DeployedModelDataset,
-    SegmentationModelDataset,
-)
+from tests.inference.inference_runs import written_pngs
+from waymo_unet.datasets import DeployedModelDataset, SegmentationModelDataset
 from waymo_unet.inference.predict import name_some, segment_images
-from waymo_unet.inference.sources import CameraImageSource
-from waymo_unet.models.bundle import SegmentationModel
-from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
-from waymo_unet.models.unet import UNetConfig, build_unet
-from waymo_unet.pipelines import inference
-
-PARAMS = {"batch_size": 3, "device": "cpu", "precision": "auto", "overlay_alpha": 0.5}
-
-
-@pytest.fixture
-def model() -> SegmentationModel:
-    config = UNetConfig(num_classes=3, base_channels=4, depth=2)
-    return SegmentationModel(build_unet(config).eval(), config, LABEL_CATALOG["classes"], (16, 24))
+from waymo_unet.inference.sources import CameraImageSource, NothingToSegmentError
 
 
 @pytest.fixture
@@ -51,8 +35,17 @@ def test_parquet_rows_are_named_by_their_keys(tmp_path):
     assert [name for name, _ in folder.iter_images()] == names
 
 
+def test_jpegs_are_named_by_their_path_under_the_folder_suffix_kept(jpeg_folder):
+    (jpeg_folder / "sub").mkdir()
+    (jpeg_folder / "frame_0.jpg").rename(jpeg_folder / "sub" / "frame_0.jpg")
+    names = [name for name, _ in CameraImageSource(str(jpeg_folder)).iter_images()]
+    assert names == ["broken.jpg"] + [f"frame_{i}.jpg" for i in (1, 2, 3)] + ["sub/frame_0.jpg"]
+    lone = CameraImageSource(str(jpeg_folder / "frame_1.jpg"))
+    assert [name for name, _ in lone.iter_images()] == ["frame_1.jpg"]
+
+
 def test_an_empty_source_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no camera_image parquet or JPEG files"):
+    with pytest.raises(NothingToSegmentError, match="no camera_image parquet or JPEG files"):
         list(CameraImageSource(str(tmp_path)).iter_images())
 
 
@@ -63,44 +56,36 @@ def test_unseen_sizes_get_labels_of_their_own_size_and_bad_images_are_skipped(
     batches = list(segment_images(model, source.iter_images(), batch_size=3, device="cpu"))
     assert [len(batch) for batch in batches] == [3, 1]
     predictions = [p for batch in batches for p in batch]
-    assert sorted(p.name for p in predictions) == [f"frame_{i}" for i in range(4)]
+    assert sorted(p.name for p in predictions) == [f"frame_{i}.jpg" for i in range(4)]
     for prediction in predictions:
         assert prediction.waymo_ids.shape == (50, 70)
         assert set(np.unique(prediction.waymo_ids)) <= {2, 20, 25}
-    assert "Skipping broken" in caplog.text
-    assert "Skipped 1 image(s) that could not be decoded (reasons above): broken" in caplog.text
+    assert "Skipping broken.jpg" in caplog.text
+    assert (
+        "Skipped 1 of 5 image(s) that could not be decoded (reasons above): broken.jpg"
+        in caplog.text
+    )
 
 
-def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(model, jpeg_folder, tmp_path):
-    deployed = DeployedModelDataset(str(tmp_path / "deployed"))
-    deployed.save(DeployedModel(export_program(model), deployment_manifest(model)))
-    labels = PartitionedDataset(
-        path=str(tmp_path / "labels"), dataset="pillow.ImageDataset", filename_suffix=".png"
-    )
-    overlays = PartitionedDataset(
-        path=str(tmp_path / "overlays"), dataset="pillow.ImageDataset", filename_suffix=".png"
-    )
-    catalog = DataCatalog(
-        {
-            "models_deployed_model": deployed,
-            "inference_camera_images": CameraImagesDataset(str(jpeg_folder)),
-            "params:inference": MemoryDataset(PARAMS),
-            "model_output_predicted_labels": labels,
-            "model_output_prediction_overlays": overlays,
-        }
-    )
-    SequentialRunner().run(inference.create_pipeline(), catalog)
+def test_the_pipeline_writes_label_pngs_of_waymo_ids_and_overlays(
+    run_inference, jpeg_folder, tmp_path, caplog
+):
+    with caplog.at_level(logging.INFO):
+        run_inference(jpeg_folder, tmp_path / "out")
 
-    written = labels.load()
-    assert sorted(written) == [f"frame_{i}" for i in range(4)]
-    for load in written.values():
-        image = load()
+    labels = written_pngs(tmp_path / "out" / "labels")
+    assert sorted(labels) == [f"frame_{i}.jpg.png" for i in range(4)]
+    for image in labels.values():
         assert image.mode == "L"
         assert image.size == (70, 50)
         assert set(np.unique(np.asarray(image))) <= {2, 20, 25}
-    assert {name: load().size for name, load in overlays.load().items()} == {
-        f"frame_{i}": (70, 50) for i in range(4)
+    overlays = written_pngs(tmp_path / "out" / "overlays")
+    assert {name: image.size for name, image in overlays.items()} == {
+        f"frame_{i}.jpg.png": (70, 50) for i in range(4)
     }
+    # The corrupt fifth image is counted and named, and not among the files written.
+    assert f"Segmented 4 image(s) from {jpeg_folder}" in caplog.text
+    assert "Skipped 1 of 5 image(s) that could not be decoded" in caplog.text
 
 
 def test_a_missing_model_says_which_pipeline_makes_it(tmp_path):

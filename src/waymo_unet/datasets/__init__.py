@@ -1,7 +1,7 @@
 """Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
 
 from waymo_unet.datasets.altair_chart import AltairChartDataset
-from waymo_unet.datasets.camera_images import CameraImagesDataset
+from waymo_unet.datasets.camera_images import CameraImagesDataset, LatestRunPartitionsDataset
 from waymo_unet.datasets.deployed_model import DeployedModelDataset
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.preview_image import PreviewImageDataset
@@ -14,6 +14,7 @@ __all__ = [
     "CameraImagesDataset",
     "CheckpointStoreDataset",
     "DeployedModelDataset",
+    "LatestRunPartitionsDataset",
     "OptionalJSONDataset",
     "PreviewImageDataset",
     "SegmentationModelDataset",

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size, resize_label
+from waymo_unet.inference.sources import NothingToSegmentError
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.training.precision import choose_precision
 from waymo_unet.training.train import resolve_device
@@ -41,7 +42,11 @@ def segment_images(
     device: str = "auto",
     precision: str = "auto",
 ) -> Iterator[list[Prediction]]:
-    """Yield the predictions of each batch of ``(name, jpeg_bytes)``."""
+    """Yield the predictions of each batch of ``(name, jpeg_bytes)``.
+
+    Images that do not decode are skipped and counted in a warning; if none decodes,
+    ``NothingToSegmentError`` names them, rather than an empty result.
+    """
     target = resolve_device(device)
     autocast = choose_precision(precision, target)
     model.to(target)
@@ -66,10 +71,15 @@ def segment_images(
         logger.info(
             "segmented %d image(s), %.1f images/s", done, done / (time.perf_counter() - start)
         )
+    if skipped and not done:
+        raise NothingToSegmentError(
+            f"none of the {len(skipped)} image(s) could be decoded ({name_some(skipped)})"
+        )
     if skipped:
         logger.warning(
-            "Skipped %d image(s) that could not be decoded (reasons above): %s",
+            "Skipped %d of %d image(s) that could not be decoded (reasons above): %s",
             len(skipped),
+            len(skipped) + done,
             name_some(skipped),
         )
 
