@@ -18,13 +18,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from waymo_unet.pipelines.training import create_pipeline, nodes
-from waymo_unet.training.distributed import context_from_environment
+from waymo_unet.training.distributed import context_from_environment, leave_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +62,7 @@ def main(argv: list[str] | None = None) -> None:
                 catalog.save(name, value)
             catalog.save(export.outputs[0], export.func(outputs[0]))
             logger.info("Saved %s", ", ".join([*train.outputs, *export.outputs]))
-    if context is not None:
-        dist.barrier()  # every rank leaves once rank 0 has saved
-        dist.destroy_process_group()
+    leave_process_group()  # every rank leaves once rank 0 has saved
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from waymo_unet.training.distributed import (
     DistributedContext,
     context_from_environment,
     launch,
+    leave_process_group,
     require_same_on_all_ranks,
 )
 from waymo_unet.training.job import TrainingJob, run_training
@@ -93,6 +95,25 @@ def test_two_ranks_resume_after_a_crash(tiny_shards, tmp_path):
     for mine, theirs in zip(resumed.history, unbroken.history, strict=True):
         for key in ("train_loss", "val_loss", "mean_iou", "lr"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+
+
+def communication_threads() -> list[str]:
+    """This process's threads that belong to torch.distributed (gloo, the TCP store)."""
+    names = [(task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()]
+    return [name for name in names if name.startswith(("pt_gloo", "gloo", "pt_tcpstore"))]
+
+
+def train_then_leave(training: TrainingJob) -> None:
+    training.run(context_from_environment())
+    leave_process_group()
+    if threads := communication_threads():
+        raise RuntimeError(f"threads outlive the process group: {threads}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread names in /proc")
+def test_no_communication_thread_outlives_the_process_group(tiny_shards):
+    # Threads still running when Python finalises can abort the rank at exit (SIGABRT).
+    launch(train_then_leave, 2, [job(tiny_shards, config=dataclasses.replace(CONFIG, epochs=1))])
 
 
 def train_and_compare_weights(training: TrainingJob) -> None:

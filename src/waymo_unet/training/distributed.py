@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn  # before any process group exists: see below
 import torch.multiprocessing as mp
 from torch.utils.data import Sampler
 
@@ -24,6 +25,13 @@ from waymo_unet.data.parallel import available_cores
 from waymo_unet.digest import content_digest
 
 logger = logging.getLogger(__name__)
+
+# Why torch.distributed.nn is imported above: its functions take `group=group.WORLD` as a
+# default argument, evaluated when the module is first imported, which DDP does lazily.
+# Imported after init_process_group, the defaults hold the default group for the life of
+# the interpreter: destroy_process_group cannot free it, its gloo threads are still
+# running when Python finalises, and a rank intermittently aborts at exit ("terminate
+# called without an active exception", SIGABRT). Imported before, the defaults are None.
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,20 @@ def _run_rank(
     )
     try:
         function(*args)
-        if dist.is_initialized():
-            dist.barrier()  # leave together: gloo aborts a rank whose peer tears down early
+        leave_process_group()
     finally:
-        if dist.is_initialized():
+        if dist.is_initialized():  # this rank failed: the others stop at their next collective
             dist.destroy_process_group()
+
+
+def leave_process_group() -> None:
+    """Wait for every rank, then destroy the process group and with it its threads.
+
+    The barrier matters: gloo aborts a rank whose peer tears down early.
+    """
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
