@@ -111,9 +111,11 @@ def train_then_leave(training: TrainingJob) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread names in /proc")
-def test_no_communication_thread_outlives_the_process_group(tiny_shards):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # "auto" takes either, by the CPU
+def test_no_communication_thread_outlives_the_process_group(tiny_shards, precision):
     # Threads still running when Python finalises can abort the rank at exit (SIGABRT).
-    launch(train_then_leave, 2, [job(tiny_shards, config=dataclasses.replace(CONFIG, epochs=1))])
+    config = dataclasses.replace(CONFIG, epochs=1, precision=precision)
+    launch(train_then_leave, 2, [job(tiny_shards, config=config)])
 
 
 def train_and_compare_weights(training: TrainingJob) -> None:
