@@ -1,0 +1,1 @@
+"""Waymo's own yardstick for semantic segmentation: coverage-weighted confusion and mIoU."""

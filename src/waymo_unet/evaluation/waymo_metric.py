@@ -1,0 +1,368 @@
+"""Waymo's semantic-segmentation metric: coverage-weighted confusion matrices over Waymo ids.
+
+Every labelled pixel counts ``1 / num_cameras_covered`` (a point two cameras see is not
+counted twice); ground-truth UNDEFINED (0) is left out; any prediction other than the true
+class is a miss for that class, UNDEFINED and ids outside 0..28 included; the mean IoU runs
+over classes 1..28 whose union is not empty. Two 29x29 matrices (rows ground truth, columns
+prediction) are kept: one weighted (float64), one of plain pixel counts (int64), overall
+and per camera and per segment, so that the groups add up to the overall matrices.
+
+``training.metrics.ConfusionMatrix`` cannot serve for the counting: it holds int64 counts
+only (no weights), one matrix rather than one per image and group, and it refuses a
+prediction outside ``[0, C)`` where Waymo's metric counts it as a miss. Its
+``metrics_from_matrix`` does serve: it is used for per-class IoU and pixel accuracy (it
+works in float64), and only the mean is redone, to leave UNDEFINED out.
+
+Counting uses ``index_add_`` as ``training.metrics`` does, not ``torch.bincount``: CUDA's
+bincount reads its input's min and max back to the host, a wait per batch. Weights of 1
+and 1/2 add up exactly in float64, so the order of the device's atomic adds does not change
+the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from waymo_unet.data.waymo import SEMANTIC_CLASSES, UNDEFINED
+from waymo_unet.training.metrics import metrics_from_matrix
+
+__all__ = [
+    "EVALUATED_CLASSES",
+    "MISS_COLUMN",
+    "NUM_WAYMO_IDS",
+    "ImageMatrices",
+    "WaymoConfusion",
+    "WaymoScores",
+    "image_matrices",
+    "untrained_classes",
+    "waymo_scores",
+]
+
+NUM_WAYMO_IDS = len(SEMANTIC_CLASSES)
+EVALUATED_CLASSES = tuple(sorted(c for c in SEMANTIC_CLASSES if c != UNDEFINED))
+# Predictions outside the Waymo ids land in UNDEFINED's column: a labelled pixel's ground
+# truth is never UNDEFINED, so the pixel is a miss and its row still sums to its weight.
+MISS_COLUMN = UNDEFINED
+
+_CELLS = NUM_WAYMO_IDS * NUM_WAYMO_IDS
+_UNDEFINED_BIN = _CELLS  # ground-truth UNDEFINED pixels, left out of the matrix
+_INVALID_BIN = _CELLS + 1  # ground truth outside 0..28 (a decoding error), left out
+_BINS = _CELLS + 2
+
+
+@dataclass(frozen=True)
+class ImageMatrices:
+    """Per-image results of one batch, on the batch's device.
+
+    ``weighted`` (N, 29, 29) float64 and ``counts`` (N, 29, 29) int64 are the confusion
+    matrices; ``undefined_pixels`` and ``invalid_pixels`` (N,) int64 count the pixels left
+    out for ground truth UNDEFINED and for ground truth outside the Waymo ids.
+    """
+
+    weighted: Tensor
+    counts: Tensor
+    undefined_pixels: Tensor
+    invalid_pixels: Tensor
+
+
+def image_matrices(
+    ground_truth: Tensor, prediction: Tensor, coverage: Tensor | None = None
+) -> ImageMatrices:
+    """Waymo confusion matrices of each image in a batch, in two ``index_add_`` calls.
+
+    ``ground_truth`` and ``prediction`` hold Waymo semantic ids, shape (N, H, W) or (H, W);
+    ``coverage`` is ``num_cameras_covered`` of the same shape, or None for coverage 1. A
+    coverage below 1 (never in released files) counts as 1 rather than dividing by zero.
+    Everything runs on ``ground_truth``'s device without reading back to the host.
+    """
+    gt = _batched(ground_truth, "ground_truth")
+    pred = _batched(prediction, "prediction").to(gt.device)
+    for name, tensor in (("ground_truth", gt), ("prediction", pred)):
+        if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class ids, got {tensor.dtype}")
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"prediction {tuple(pred.shape)} and ground_truth {tuple(gt.shape)} differ in shape"
+        )
+    num_images, device = gt.shape[0], gt.device
+    # Ranges are tested before the cast, so a huge id cannot wrap into 0..28; int32 then
+    # halves the temporaries of int64, and N * 843 bins fit easily.
+    predicted = (pred >= 0) & (pred < NUM_WAYMO_IDS)
+    labelled = (gt > UNDEFINED) & (gt < NUM_WAYMO_IDS)
+    left_out = torch.where(gt == UNDEFINED, _UNDEFINED_BIN, _INVALID_BIN).to(torch.int32)
+    gt, pred = gt.to(torch.int32), pred.to(torch.int32)
+    pred = torch.where(predicted, pred, MISS_COLUMN)
+    bins = torch.where(labelled, gt * NUM_WAYMO_IDS + pred, left_out)
+    offsets = torch.arange(num_images, device=device, dtype=torch.int32) * _BINS
+    index = (bins + offsets.view(-1, 1, 1)).reshape(-1)
+
+    weights = _pixel_weights(coverage, gt).reshape(-1)
+    weighted = torch.zeros(num_images * _BINS, dtype=torch.float64, device=device)
+    weighted = weighted.index_add_(0, index, weights).view(num_images, _BINS)
+    ones = torch.ones((), dtype=torch.int64, device=device).expand(index.numel())
+    counts = torch.zeros(num_images * _BINS, dtype=torch.int64, device=device)
+    counts = counts.index_add_(0, index, ones).view(num_images, _BINS)
+    side = (num_images, NUM_WAYMO_IDS, NUM_WAYMO_IDS)
+    return ImageMatrices(
+        weighted=weighted[:, :_CELLS].reshape(side),
+        counts=counts[:, :_CELLS].reshape(side),
+        undefined_pixels=counts[:, _UNDEFINED_BIN],
+        invalid_pixels=counts[:, _INVALID_BIN],
+    )
+
+
+def _batched(tensor: Tensor, name: str) -> Tensor:
+    """``tensor`` as (N, H, W): a single (H, W) image gains a batch dimension."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() == 2:
+        return tensor.unsqueeze(0)
+    if tensor.dim() != 3:
+        raise ValueError(f"{name} must have shape (N, H, W) or (H, W), got {tuple(tensor.shape)}")
+    return tensor
+
+
+def _pixel_weights(coverage: Tensor | None, gt: Tensor) -> Tensor:
+    """Per-pixel float64 weights ``1 / num_cameras_covered``, shaped like ``gt``."""
+    if coverage is None:
+        return torch.ones((), dtype=torch.float64, device=gt.device).expand(gt.shape)
+    cameras = _batched(coverage, "coverage").to(gt.device)
+    if cameras.shape != gt.shape:
+        raise ValueError(
+            f"coverage {tuple(cameras.shape)} and ground_truth {tuple(gt.shape)} differ in shape"
+        )
+    return cameras.to(torch.float64).clamp(min=1).reciprocal()
+
+
+class _Groups:
+    """Weighted and plain matrices per key, kept on one device."""
+
+    def __init__(self) -> None:
+        self.weighted: dict[Hashable, Tensor] = {}
+        self.counts: dict[Hashable, Tensor] = {}
+
+    def add(self, key: Hashable, weighted: Tensor, counts: Tensor) -> None:
+        if key in self.weighted:
+            self.weighted[key] += weighted
+            self.counts[key] += counts
+        else:
+            self.weighted[key] = weighted.clone()
+            self.counts[key] = counts.clone()
+
+    def copies(self) -> dict[Hashable, tuple[Tensor, Tensor]]:
+        return {key: (w.clone(), self.counts[key].clone()) for key, w in self.weighted.items()}
+
+
+class WaymoConfusion:
+    """Running Waymo confusion matrices, overall, per camera and per segment.
+
+    The matrices live on ``device``; with ``device=None`` they follow the first update's
+    ground truth. ``update`` only launches kernels (a few per image for the groups), so
+    the device never waits on the host; reading a count back is left to the caller.
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self._device = None if device is None else torch.device(device)
+        self._weighted: Tensor | None = None
+        self._counts: Tensor | None = None
+        self._left_out: Tensor | None = None  # [undefined, invalid] pixels
+        self._cameras = _Groups()
+        self._segments = _Groups()
+        self.images = 0
+        self.images_without_coverage = 0
+
+    @property
+    def device(self) -> torch.device | None:
+        """Device holding the matrices; None before the first update without a device."""
+        return self._device
+
+    @torch.no_grad()
+    def update(
+        self,
+        ground_truth: Tensor,
+        prediction: Tensor,
+        *,
+        cameras: Sequence[Hashable],
+        segments: Sequence[Hashable],
+        coverage: Tensor | None = None,
+    ) -> ImageMatrices:
+        """Add a batch, one camera and one segment key per image; returns its matrices.
+
+        ``coverage`` is None where the batch's file has no ``num_cameras_covered``: its
+        pixels count 1 and its images are counted in ``images_without_coverage``.
+        """
+        gt = _batched(ground_truth, "ground_truth")
+        num_images = gt.shape[0]
+        cameras = _keys(cameras, num_images, "cameras")
+        segments = _keys(segments, num_images, "segments")
+        if self._device is None:
+            self._device = gt.device
+        device = self._device
+        # image_matrices moves prediction and coverage to the ground truth's device.
+        matrices = image_matrices(gt.to(device), prediction, coverage)
+        left_out = torch.stack([matrices.undefined_pixels.sum(), matrices.invalid_pixels.sum()])
+        if self._weighted is None or self._counts is None or self._left_out is None:
+            self._weighted = matrices.weighted.sum(dim=0)
+            self._counts = matrices.counts.sum(dim=0)
+            self._left_out = left_out
+        else:
+            self._weighted += matrices.weighted.sum(dim=0)
+            self._counts += matrices.counts.sum(dim=0)
+            self._left_out += left_out
+        for i, (camera, segment) in enumerate(zip(cameras, segments, strict=True)):
+            self._cameras.add(camera, matrices.weighted[i], matrices.counts[i])
+            self._segments.add(segment, matrices.weighted[i], matrices.counts[i])
+        self.images += num_images
+        if coverage is None:
+            self.images_without_coverage += num_images
+        return matrices
+
+    @property
+    def weighted(self) -> Tensor:
+        """A copy of the overall float64 29x29 matrix weighted by 1 / num_cameras_covered."""
+        return self._overall(self._weighted, torch.float64)
+
+    @property
+    def counts(self) -> Tensor:
+        """A copy of the overall int64 29x29 matrix of pixel counts."""
+        return self._overall(self._counts, torch.int64)
+
+    def _overall(self, matrix: Tensor | None, dtype: torch.dtype) -> Tensor:
+        if matrix is None:
+            shape = (NUM_WAYMO_IDS, NUM_WAYMO_IDS)
+            return torch.zeros(shape, dtype=dtype, device=self._device or "cpu")
+        return matrix.clone()
+
+    @property
+    def by_camera(self) -> dict[Hashable, tuple[Tensor, Tensor]]:
+        """Per camera key, copies of its (weighted, counts) matrices."""
+        return self._cameras.copies()
+
+    @property
+    def by_segment(self) -> dict[Hashable, tuple[Tensor, Tensor]]:
+        """Per segment key, copies of its (weighted, counts) matrices."""
+        return self._segments.copies()
+
+    @property
+    def undefined_pixels(self) -> int:
+        """Ground-truth UNDEFINED pixels left out (reads the device)."""
+        return 0 if self._left_out is None else int(self._left_out[0].item())
+
+    @property
+    def invalid_pixels(self) -> int:
+        """Ground-truth pixels outside the Waymo ids, left out (reads the device)."""
+        return 0 if self._left_out is None else int(self._left_out[1].item())
+
+    def merge(self, other: WaymoConfusion) -> WaymoConfusion:
+        """Add ``other``'s matrices and counts (another worker's, say); returns self."""
+        if other._weighted is None or other._counts is None or other._left_out is None:
+            return self
+        if self._device is None:
+            self._device = other._device
+        device = self._device
+        if self._weighted is None or self._counts is None or self._left_out is None:
+            self._weighted = other._weighted.to(device, copy=True)
+            self._counts = other._counts.to(device, copy=True)
+            self._left_out = other._left_out.to(device, copy=True)
+        else:
+            self._weighted += other._weighted.to(device)
+            self._counts += other._counts.to(device)
+            self._left_out += other._left_out.to(device)
+        for mine, theirs in ((self._cameras, other._cameras), (self._segments, other._segments)):
+            for key, weighted in theirs.weighted.items():
+                mine.add(key, weighted.to(device), theirs.counts[key].to(device))
+        self.images += other.images
+        self.images_without_coverage += other.images_without_coverage
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self._device}, images={self.images})"
+
+
+def _keys(keys: Sequence[Hashable], num_images: int, name: str) -> Sequence[Hashable]:
+    """``keys`` after checking there is one per image (a bare string is refused)."""
+    if isinstance(keys, str | bytes) or not isinstance(keys, Sequence):
+        raise TypeError(f"{name} must be a sequence of one key per image, got {keys!r}")
+    if len(keys) != num_images:
+        raise ValueError(f"{len(keys)} {name} keys for {num_images} images")
+    return keys
+
+
+@dataclass(frozen=True)
+class WaymoScores:
+    """Scores of one 29x29 Waymo matrix, weighted or plain, indexed by Waymo id.
+
+    * ``per_class_iou[c]``: ``TP / (TP + FP + FN)``; NaN where the union is empty, and
+      always NaN for UNDEFINED, which is not a class scored.
+    * ``mean_iou``: mean over ``averaged_classes``, the ids 1..28 whose union is not empty.
+    * ``ground_truth_pixels`` / ``predicted_pixels``: row and column sums; the UNDEFINED
+      column holds the misses predicted as UNDEFINED or as an id outside 0..28.
+    * ``pixel_accuracy``: diagonal over ``pixels``, the labelled pixels' total weight.
+    """
+
+    mean_iou: float
+    pixel_accuracy: float
+    per_class_iou: tuple[float, ...]
+    ground_truth_pixels: tuple[float, ...]
+    predicted_pixels: tuple[float, ...]
+    averaged_classes: tuple[int, ...]
+    pixels: float
+
+    def per_class(self) -> list[dict[str, Any]]:
+        """One row per evaluated class: class_id, name, iou, ground-truth, predicted pixels."""
+        return [
+            {
+                "class_id": class_id,
+                "name": SEMANTIC_CLASSES[class_id],
+                "iou": self.per_class_iou[class_id],
+                "ground_truth_pixels": self.ground_truth_pixels[class_id],
+                "predicted_pixels": self.predicted_pixels[class_id],
+            }
+            for class_id in EVALUATED_CLASSES
+        ]
+
+
+def waymo_scores(matrix: Tensor) -> WaymoScores:
+    """Waymo's scores of a 29x29 matrix (rows ground truth, columns prediction)."""
+    if tuple(matrix.shape) != (NUM_WAYMO_IDS, NUM_WAYMO_IDS):
+        raise ValueError(
+            f"a Waymo matrix is {NUM_WAYMO_IDS}x{NUM_WAYMO_IDS}, got {tuple(matrix.shape)}"
+        )
+    # IoU per class and pixel accuracy as the training metric computes them; its mean
+    # would take UNDEFINED's column of misses for a class, so the mean is redone here.
+    base = metrics_from_matrix(matrix)
+    per_class_iou = list(base.per_class_iou)
+    per_class_iou[UNDEFINED] = math.nan
+    averaged = tuple(c for c in EVALUATED_CLASSES if not math.isnan(per_class_iou[c]))
+    mean_iou = (
+        math.fsum(per_class_iou[c] for c in averaged) / len(averaged) if averaged else math.nan
+    )
+    values = matrix.detach().to("cpu", torch.float64)
+    return WaymoScores(
+        mean_iou=mean_iou,
+        pixel_accuracy=base.pixel_accuracy,
+        per_class_iou=tuple(per_class_iou),
+        ground_truth_pixels=tuple(values.sum(dim=1).tolist()),
+        predicted_pixels=tuple(values.sum(dim=0).tolist()),
+        averaged_classes=averaged,
+        pixels=float(values.sum().item()),
+    )
+
+
+def untrained_classes(scores: WaymoScores, trained_ids: Iterable[int]) -> tuple[int, ...]:
+    """The averaged classes the model was never trained on: each scores 0 in the mean.
+
+    ``trained_ids`` are Waymo ids (the label catalogue's trained classes), not training
+    indices; an id outside 0..28 is refused, as it cannot be a Waymo class.
+    """
+    trained = {int(c) for c in trained_ids}
+    outside = sorted(c for c in trained if not 0 <= c < NUM_WAYMO_IDS)
+    if outside:
+        raise ValueError(f"trained ids {outside} are not Waymo semantic ids 0..28")
+    return tuple(c for c in scores.averaged_classes if c not in trained)
