@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 # Why torch.distributed.nn is imported above: its functions take `group=group.WORLD` as a
 # default argument, evaluated when the module is first imported, which DDP does lazily.
 # Imported after init_process_group, the defaults hold the default group for the life of
-# the interpreter: destroy_process_group cannot free it, its gloo threads are still
-# running when Python finalises, and a rank intermittently aborts at exit ("terminate
-# called without an active exception", SIGABRT). Imported before, the defaults are None.
+# the interpreter: destroy_process_group cannot free it and its gloo threads are still
+# running when Python finalises, which can abort a rank at exit ("terminate called
+# without an active exception", SIGABRT; pytorch#190489). Imported before, they are None.
 
 
 @dataclass(frozen=True)
