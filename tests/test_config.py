@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from waymo_unet.config import config_from_params, value_fits
+from waymo_unet.data.ingest import IngestionConfig
 from waymo_unet.training.data import AugmentConfig
 from waymo_unet.training.train import TrainConfig
+from waymo_unet.tuning.study import TuningConfig
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,26 @@ def test_training_parameters_name_the_bad_learning_rate():
 def test_augmentation_defaults_when_left_out_and_is_off_when_null():
     assert TrainConfig.from_params({}).augment == AugmentConfig()
     assert TrainConfig.from_params({"augment": None}).augment is None
+
+
+@pytest.mark.parametrize(
+    ("build", "params", "message"),
+    [
+        (IngestionConfig.from_params, {"height": "abc", "width": 8}, r"ingestion\.height must be"),
+        (
+            IngestionConfig.from_params,
+            {"height": 8, "width": 8, "camras": [1]},
+            r"ingestion\.camras",
+        ),
+        (
+            IngestionConfig.from_params,
+            {"height": 8, "width": 8, "cameras": 1},
+            r"ingestion\.cameras",
+        ),
+        (TuningConfig.from_params, {"search_space": {}, "n_trails": 3}, r"tuning\.n_trails"),
+        (TuningConfig.from_params, {"search_space": {}, "epochs": "2"}, r"tuning\.epochs must be"),
+    ],
+)
+def test_every_pipelines_parameters_are_checked_by_name(build, params, message):
+    with pytest.raises(ValueError, match=message):
+        build(params)

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from waymo_unet.config import config_from_params
 from waymo_unet.data.decode import (
     DecodeError,
     decode_camera_image,
@@ -100,12 +101,12 @@ class IngestionConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> IngestionConfig:
-        """Build from the ``ingestion`` parameters (YAML lists become tuples)."""
+        """From the ``ingestion`` parameters; an unknown key or a wrong type is named."""
         values = dict(params)
         for name in ("splits", "cameras"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])  # YAML lists
+        return config_from_params(cls, values, "ingestion", "parameters_ingestion.yml")
 
     @property
     def fingerprint(self) -> str:

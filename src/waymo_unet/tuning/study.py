@@ -15,6 +15,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from waymo_unet.config import config_from_params
 from waymo_unet.data.location import Location
 from waymo_unet.digest import content_digest
 from waymo_unet.tuning.search_space import validate_search_space
@@ -60,10 +61,8 @@ class TuningConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TuningConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := sorted(set(params) - known):
-            raise ValueError(f"unknown tuning parameters: {', '.join(unknown)}")
-        return cls(**params)
+        """From the ``tuning`` parameters; an unknown key or a wrong type is named."""
+        return config_from_params(cls, params, "tuning", "parameters_tuning.yml")
 
 
 @dataclass(frozen=True)
