@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from waymo_unet.config import config_from_params
 from waymo_unet.data.waymo import SEMANTIC_CLASSES, SPLITS, UNDEFINED
 
 logger = logging.getLogger(__name__)
@@ -66,12 +67,10 @@ class LabelCatalogConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> LabelCatalogConfig:
-        """Build from a Kedro ``params:`` dict; unknown keys are an error, not ignored."""
-        params = dict(params or {})
-        unknown = sorted(set(params) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown label catalogue parameters: {', '.join(unknown)}")
-        return cls(**params)
+        """From the ``label_catalog`` parameters; an unknown key or a wrong type is named."""
+        return config_from_params(
+            cls, dict(params or {}), "label_catalog", "parameters_label_catalog.yml"
+        )
 
 
 def _is_int(value: object) -> bool:
