@@ -73,6 +73,20 @@ def decode_panoptic_label(data: bytes) -> np.ndarray:
         raise DecodeError(f"panoptic label: {error}") from None
 
 
+def decode_cameras_covered(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """``num_cameras_covered`` (uint8, per pixel) from its 8-bit PNG, checked against the
+    label's (height, width)."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint8 or array.ndim != 2:
+        raise DecodeError("num_cameras_covered is not an 8-bit single-channel PNG")
+    if array.shape != tuple(size):
+        raise DecodeError(
+            f"num_cameras_covered size {array.shape[1]}x{array.shape[0]} differs from the "
+            f"label's {size[1]}x{size[0]}"
+        )
+    return array
+
+
 def resize_label(label: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize that picks the same pixels as PIL's NEAREST."""
     if label.shape == (height, width):

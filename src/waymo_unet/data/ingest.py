@@ -199,10 +199,8 @@ class DecodedPair:
     source_width: int
 
 
-def decode_pair(
-    jpeg: bytes | None, png: bytes | None, divisor: int | None, height: int, width: int
-) -> DecodedPair:
-    """Decode and resize one image/label pair; raises DecodeError saying why it is unusable."""
+def check_pair_bytes(jpeg: bytes | None, png: bytes | None, divisor: int | None) -> tuple[int, int]:
+    """The pair's (height, width) from its headers; DecodeError if it cannot be a pair."""
     if not jpeg:
         raise DecodeError("image bytes are empty", CAMERA_IMAGE)
     if not png:
@@ -215,6 +213,14 @@ def decode_pair(
             f"label size {label_size[1]}x{label_size[0]} differs from image size "
             f"{source_size[1]}x{source_size[0]}"
         )
+    return source_size
+
+
+def decode_pair(
+    jpeg: bytes | None, png: bytes | None, divisor: int | None, height: int, width: int
+) -> DecodedPair:
+    """Decode and resize one image/label pair; raises DecodeError saying why it is unusable."""
+    source_size = check_pair_bytes(jpeg, png, divisor)
     panoptic = decode_panoptic_label(png)
     label = semantic_from_panoptic(resize_label(panoptic, height, width), divisor)
     return DecodedPair(
@@ -403,30 +409,22 @@ def _decode_pairs(
     config: IngestionConfig,
     result: SegmentResult,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every pair in file order, each into its place in (timestamp, camera) order.
-
-    File order reads each image row group once, even where a frame's rows straddle two
-    row groups (rows are not in camera order); unusable pairs are quarantined and left out.
-    """
+    """Decode every pair (in file order) into its place in (timestamp, camera) order;
+    unusable pairs are quarantined and left out."""
     images = np.empty((len(pairs), config.height, config.width, 3), np.uint8)
     labels = np.empty((len(pairs), config.height, config.width), np.uint8)
     items: list[dict[str, Any] | None] = [None] * len(pairs)
-    read_labels = lru_cache(maxsize=2)(
-        lambda g: label_file.read_columns(g, [PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN])
-    )
     pixels: Counter[int] = Counter()
     images_with: Counter[int] = Counter()
-    in_file_order = pairs.reset_index(drop=True).sort_values(
-        ["row_group_image", "row_in_group_image"], kind="stable"
-    )
-    with closing(_with_image_column(image_file, in_file_order, config.read_ahead)) as rows:
-        for pair, jpegs in rows:
-            label_row = read_labels(pair.row_group_label)
+    label_columns = [PANOPTIC_DIVISOR_COLUMN, PANOPTIC_LABEL_COLUMN]
+    rows = read_pair_bytes(image_file, label_file, pairs, label_columns, config.read_ahead)
+    with closing(rows):
+        for pair, jpeg, label_row in rows:
             try:
                 decoded = decode_pair(
-                    jpegs[pair.row_in_group_image].as_py(),
-                    label_row[PANOPTIC_LABEL_COLUMN][pair.row_in_group_label].as_py(),
-                    label_row[PANOPTIC_DIVISOR_COLUMN][pair.row_in_group_label].as_py(),
+                    jpeg,
+                    label_row[PANOPTIC_LABEL_COLUMN],
+                    label_row[PANOPTIC_DIVISOR_COLUMN],
                     config.height,
                     config.width,
                 )
@@ -452,6 +450,31 @@ def _decode_pairs(
     if written.all():
         return images, labels
     return images[written], labels[written]
+
+
+def read_pair_bytes(
+    image_file: ComponentFile,
+    label_file: ComponentFile,
+    pairs: pd.DataFrame,
+    label_columns: list[str],
+    read_ahead: int = 1,
+) -> Iterator[tuple[Any, bytes | None, dict[str, Any]]]:
+    """Each pair of ``match_rows`` with its JPEG bytes and its label row's ``label_columns``.
+
+    Pairs come in image file order, which reads each image row group once even where a
+    frame's rows straddle two row groups (rows are not in camera order); ``pair.Index``
+    is the pair's position in ``pairs``. Label row groups are read once per run of pairs.
+    Close the generator (``contextlib.closing``) before the files.
+    """
+    read_labels = lru_cache(maxsize=2)(lambda g: label_file.read_columns(g, label_columns))
+    in_file_order = pairs.reset_index(drop=True).sort_values(
+        ["row_group_image", "row_in_group_image"], kind="stable"
+    )
+    with closing(_with_image_column(image_file, in_file_order, read_ahead)) as rows:
+        for pair, jpegs in rows:
+            table = read_labels(pair.row_group_label)
+            label_row = {c: table[c][pair.row_in_group_label].as_py() for c in label_columns}
+            yield pair, jpegs[pair.row_in_group_image].as_py(), label_row
 
 
 def _with_image_column(

@@ -24,6 +24,8 @@ _LABEL = "[CameraSegmentationLabelComponent]"
 IMAGE_COLUMN = f"{_IMAGE}.image"
 PANOPTIC_LABEL_COLUMN = f"{_LABEL}.panoptic_label"
 PANOPTIC_DIVISOR_COLUMN = f"{_LABEL}.panoptic_label_divisor"
+# An 8-bit PNG: per pixel, how many cameras see the point (1 or 2). Optional.
+NUM_CAMERAS_COVERED_COLUMN = f"{_LABEL}.num_cameras_covered"
 
 # Columns ingestion needs; a file lacking one of them is rejected by name.
 REQUIRED_COLUMNS = {
@@ -125,6 +127,6 @@ CAMERA_SEGMENTATION_SCHEMA = pa.schema(
             )
         ),
         pa.field(f"{_LABEL}.sequence_id", pa.string()),
-        pa.field(f"{_LABEL}.num_cameras_covered", pa.binary()),
+        pa.field(NUM_CAMERAS_COVERED_COLUMN, pa.binary()),
     ]
 )

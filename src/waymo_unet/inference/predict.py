@@ -1,8 +1,9 @@
 """Batched segmentation of JPEG images of any size, with mixed precision on CUDA.
 
 Each image is decoded once at full size, resized to the size the model was trained at
-(where it is most accurate), segmented in a batch, and its Waymo ids resized back to
-the image's own size with nearest neighbour, so every label PNG matches its image.
+(where it is most accurate) and segmented in a batch; ``predict_waymo_ids`` resizes the
+logits back to the image's own size, so every label PNG matches its image and holds
+what the evaluation pipeline scores.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import cv2
 import numpy as np
 import torch
 
-from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size, resize_label
+from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size
 from waymo_unet.inference.sources import NothingToSegmentError
 from waymo_unet.models.bundle import Segmenter
+from waymo_unet.models.prediction import predict_waymo_ids
 from waymo_unet.training.precision import choose_precision
 from waymo_unet.training.train import resolve_device
 
@@ -61,10 +63,11 @@ def segment_images(
             [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in full]
         )
         with autocast.autocast():
-            indices = model.predict_indices(torch.from_numpy(small).to(target))
-        ids = model.waymo_ids[indices.cpu().numpy()]
+            ids = predict_waymo_ids(
+                model, torch.from_numpy(small).to(target), [image.shape[:2] for image in full]
+            )
         yield [
-            Prediction(name, image, resize_label(label, *image.shape[:2]))
+            Prediction(name, image, label.cpu().numpy())
             for name, image, label in zip(names, full, ids, strict=True)
         ]
         done += len(batch)

@@ -24,6 +24,8 @@ class Segmenter(Protocol):
 
     def to(self, device: torch.device | str) -> Segmenter: ...
 
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor: ...
+
     def predict_indices(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
@@ -85,11 +87,15 @@ class SegmentationModel:
         return self
 
     @torch.inference_mode()
-    def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
-        """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) of any size."""
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes, H, W) for uint8 RGB images (N, H, W, 3) of any size."""
         device = next(self.network.parameters()).device
         inputs = to_model_input(images.to(device), self.mean, self.std)
-        return self.network.eval()(inputs).argmax(dim=1)
+        return self.network.eval()(inputs)
+
+    def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) of any size."""
+        return self.predict_logits(images).argmax(dim=1)
 
     def predict_waymo_ids(self, images: torch.Tensor) -> np.ndarray:
         """Waymo semantic ids (uint8, N x H x W) for uint8 RGB images (N, H, W, 3)."""

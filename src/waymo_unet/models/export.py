@@ -80,10 +80,14 @@ class DeployedModel:
         return self
 
     @torch.inference_mode()
-    def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
-        """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) at ``image_size``."""
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes, H, W) for uint8 RGB images (N, H, W, 3) at ``image_size``."""
         normalisation = self.manifest["input"]
         inputs = to_model_input(
             images.to(self._device), tuple(normalisation["mean"]), tuple(normalisation["std"])
         )
-        return self._module(inputs).argmax(dim=1)
+        return self._module(inputs)
+
+    def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) at ``image_size``."""
+        return self.predict_logits(images).argmax(dim=1)
