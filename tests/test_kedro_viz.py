@@ -45,7 +45,15 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PIPELINES = {"ingestion", "label_catalog", "tuning", "training", "reporting", "inference"}
+PIPELINES = {
+    "ingestion",
+    "label_catalog",
+    "tuning",
+    "training",
+    "evaluation",
+    "reporting",
+    "inference",
+}
 LAYERS = ["raw", "intermediate", "primary", "model_input", "models", "model_output", "reporting"]
 # Handles that a node writes through, read before they are written: no layer fits them
 # without a cycle among the layers (see conf/base/catalog.yml).

@@ -61,7 +61,23 @@ def test_the_default_run_ingests_tunes_learns_and_reports(project_copy: Path):
     for chart in ("tuning_chart", "training_chart", "class_iou_chart", "class_distribution_chart"):
         for suffix in ("vl.json", "html", "png"):
             assert (data / "08_reporting" / f"{chart}.{suffix}").exists()
-    assert "Validation overlays" in (data / "08_reporting" / "index.html").read_text()
+    page = (data / "08_reporting" / "index.html").read_text()
+    assert "Validation overlays" in page
+    assert "Waymo evaluation: lowest weighted IoU" in page
+
+    evaluation = data / "07_model_output" / "evaluation"
+    waymo_metric = json.loads((evaluation / "evaluation_metrics.json").read_text())
+    at_training_size = json.loads(
+        (evaluation / "evaluation_metrics_at_training_size.json").read_text()
+    )
+    validation_labels = report.loc[report["split"] == "validation", "label_rows"].sum()
+    assert waymo_metric["images"] == at_training_size["images"] == validation_labels
+    assert waymo_metric["quarantined_rows"] == 0
+    assert waymo_metric["images_without_coverage"] == 0
+    # The model learnt something, and upsampling its logits keeps most of it.
+    assert waymo_metric["waymo_weighted_miou"] > metrics["majority_class_mean_iou"] + 0.2
+    assert abs(waymo_metric["miou"] - at_training_size["miou"]) < 0.15
+    assert (data / "08_reporting" / "evaluation_gallery.png").exists()
 
     labels = sorted((data / "07_model_output" / "predictions" / "labels").glob("*.png"))
     validation_images = report.loc[report["split"] == "validation", "image_rows"].sum()

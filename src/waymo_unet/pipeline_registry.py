@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from waymo_unet.pipelines import (
+    evaluation,
     inference,
     ingestion,
     label_catalog,
@@ -21,7 +22,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     so that each works on a fresh clone; ingestion reuses the segments it has already
     done, so once the shards exist this costs a few key reads. ``training`` reads the
     tuning study's best hyper-parameters when tuning has run, but does not run it.
-    ``reporting`` charts what tuning and training wrote; ``inference`` segments new images.
+    ``evaluation`` scores the deployed model with Waymo's metric on the raw validation
+    files; ``reporting`` charts what tuning, training and evaluation wrote; ``inference``
+    segments new images.
     """
     preparation = ingestion.create_pipeline() + label_catalog.create_pipeline()
     tuning_chain = preparation + tuning.create_pipeline()
@@ -31,7 +34,11 @@ def register_pipelines() -> dict[str, Pipeline]:
         "label_catalog": label_catalog.create_pipeline(),
         "tuning": tuning_chain,
         "training": training_chain,
+        "evaluation": evaluation.create_pipeline(),
         "reporting": reporting.create_pipeline(),
         "inference": inference.create_pipeline(),
-        "__default__": tuning_chain + training_chain + reporting.create_pipeline(),
+        "__default__": tuning_chain
+        + training_chain
+        + evaluation.create_pipeline()
+        + reporting.create_pipeline(),
     }

@@ -1,4 +1,4 @@
-"""Reporting: tuning and training charts, per-class results, overlays, one index page."""
+"""Reporting: tuning, training and evaluation charts, overlays, one index page."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -33,6 +33,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_class_distribution",
             ),
             Node(
+                nodes.plot_evaluation_confusion,
+                inputs="model_output_evaluation_confusion",
+                outputs="reporting_evaluation_confusion_chart",
+                name="plot_evaluation_confusion",
+            ),
+            Node(
+                nodes.plot_evaluation_class_iou,
+                inputs="model_output_evaluation_class_iou",
+                outputs="reporting_evaluation_class_iou_chart",
+                name="plot_evaluation_class_iou",
+            ),
+            Node(
+                nodes.plot_evaluation_cameras,
+                inputs="model_output_evaluation_camera_iou",
+                outputs="reporting_evaluation_camera_chart",
+                name="plot_evaluation_cameras",
+            ),
+            Node(
                 nodes.render_validation_overlays,
                 inputs=[
                     "models_segmentation_model",
@@ -54,6 +72,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_output_training_metrics",
                     "model_input_tuned_hyperparameters",
                     "reporting_ingestion_report",
+                    "model_output_evaluation_metrics",
+                    "model_output_evaluation_metrics_at_training_size",
+                    "reporting_evaluation_confusion_chart",
+                    "reporting_evaluation_class_iou_chart",
+                    "reporting_evaluation_camera_chart",
+                    "reporting_evaluation_gallery",
                 ],
                 outputs="reporting_index_page",
                 name="build_report_page",
