@@ -17,6 +17,7 @@ import gcsfs
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 from click.testing import CliRunner
 from gcp_storage_emulator.server import create_server
 from kedro.config import OmegaConfigLoader
@@ -26,12 +27,22 @@ from kedro.io import DatasetError
 from omegaconf.errors import InterpolationResolutionError
 
 from tests import waymo_files as wf
+from tests.evaluation.models import HalvesModel
 from tests.projects import PROJECT, make_project
 from waymo_unet.config_resolvers import gcs_url
 from waymo_unet.data.ingest import IngestionConfig, SegmentJob, ingest_segment
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
 from waymo_unet.data.shards import ShardStore
-from waymo_unet.data.waymo import CAMERA_IMAGE, IMAGE_COLUMN, KEY_CAMERA, KEY_TIMESTAMP
+from waymo_unet.data.waymo import (
+    CAMERA_IMAGE,
+    CAMERA_SEGMENTATION,
+    IMAGE_COLUMN,
+    KEY_CAMERA,
+    KEY_TIMESTAMP,
+)
+from waymo_unet.datasets import WaymoComponentDataset
+from waymo_unet.evaluation.evaluate import EvaluationConfig, evaluate_raw_files
+from waymo_unet.evaluation.reading import plan_evaluation
 from waymo_unet.settings import CONFIG_LOADER_ARGS
 
 # Waymo's own bucket keeps the files at its root; a user's copy sits under a folder.
@@ -276,3 +287,21 @@ def test_a_bucket_serves_only_the_labelled_row_groups(emulated_gcs, tmp_path, mo
     )
     image_bytes = sum(size for path, size in fetched if path.endswith("images.parquet"))
     assert image_bytes <= needed < image_path.stat().st_size / 2
+
+
+def test_evaluation_reads_a_bucket_as_it_reads_a_folder(buckets_with_sample, synthetic_sample):
+    # The evaluation pipeline reads the same raw catalog entries that `--env gcs` points
+    # at the bucket: the scores from the bucket equal those from the local files.
+    def evaluate(root: str, credentials: dict | None = None):
+        images = WaymoComponentDataset(root, CAMERA_IMAGE, credentials=credentials).load()
+        labels = WaymoComponentDataset(root, CAMERA_SEGMENTATION, credentials=credentials)
+        config = EvaluationConfig(device="cpu", precision="fp32", decode_threads=2)
+        segments = plan_evaluation(images, labels.load(), config.split)
+        return evaluate_raw_files(HalvesModel(), segments, config)
+
+    local = evaluate(str(synthetic_sample))
+    remote = evaluate(buckets_with_sample, {"token": "anon"})
+    assert len(remote.images) > 0
+    pd.testing.assert_frame_equal(local.images, remote.images)
+    assert torch.equal(local.confusion.weighted, remote.confusion.weighted)
+    assert remote.segments[0].sources["camera_image"]["path"].startswith("gs://")
