@@ -4,12 +4,14 @@
 2. training input: DataLoader over the shards against decoding parquet per item
 3. model step: fp32 against mixed precision, channels_last (and compile)
 4. inference: eager model against the exported deployable model, with a logit check
-5. full-run estimate: the rates above applied to the real dataset's counts
+5. evaluation: Waymo's metric at the labels' full size, ``evaluate_raw_files`` against a
+   notebook loop (PIL at full size, one model call per image, ``np.bincount``)
+6. full-run estimate: the rates above applied to the real dataset's counts
 
 Prints one table per section, headed by the machine, and writes everything as JSON
 (``--json``, default ``benchmarks/results/latest.json``). ``--quick`` keeps the input and
-the model runs small (about 5 minutes on 2 cores); without it the input is a few
-real-sized segments and the model runs at full size.
+the model runs small (about 5 minutes on 2 cores, under one of it evaluating); without it
+the input is a few real-sized segments and the model runs at full size.
 
 The sections that need torch import it when they run: the ingestion workers are spawned
 processes that re-import this module, and need no torch.
@@ -25,7 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import estimate as estimate_section
 from benchmarks import ingestion as ingestion_section
@@ -33,6 +35,9 @@ from benchmarks.ingestion import RemoteStorage
 from benchmarks.input_data import InputConfig, write_input
 from benchmarks.machine import describe_machine, format_table, load_average
 from waymo_unet.data.parallel import available_cores
+
+if TYPE_CHECKING:
+    from benchmarks.evaluation import EvaluationBenchmark
 
 logger = logging.getLogger("benchmarks")
 
@@ -64,6 +69,10 @@ class Profile:
     inference_batch: int = 2
     inference_warmup: int = 1
     inference_iterations: int = 2
+    evaluation_segments: int = 1  # scores their labelled frames, from the cameras below
+    evaluation_batch: int = 4
+    evaluation_repeats: int = 3  # each path, alternating; its row is the median run
+    evaluation_cameras: tuple[int, ...] = (1, 2, 3, 4, 5)
     base_channels: int = 32
     depth: int = 4
     epochs: int = 20
@@ -91,6 +100,8 @@ def make_profile(args: argparse.Namespace, cuda: bool) -> Profile:
             emulated_bf16="skip",
             inference_size=(256, 384),
             inference_iterations=3,
+            evaluation_repeats=2,
+            evaluation_cameras=(1, 4),  # one of each size: 10 images
         )
     else:
         profile = Profile(
@@ -109,6 +120,8 @@ def make_profile(args: argparse.Namespace, cuda: bool) -> Profile:
             step_steps=3,
             inference_batch=4,
             inference_iterations=3,
+            evaluation_repeats=2,
+            evaluation_cameras=(1, 4),  # 40 images at 512x768: about a second each on a CPU
         )
     profile = replace(
         profile, height=args.height, width=args.width, epochs=args.epochs, compile=args.compile
@@ -124,6 +137,9 @@ def make_profile(args: argparse.Namespace, cuda: bool) -> Profile:
             inference_batch=16,
             inference_warmup=3,
             inference_iterations=10 if args.quick else 30,
+            evaluation_segments=2 if args.quick else 4,
+            evaluation_repeats=3,
+            evaluation_cameras=(1, 2, 3, 4, 5),
         )
     return profile
 
@@ -320,6 +336,30 @@ def run_inference(profile: Profile, device: Any) -> dict[str, Any]:
     return section
 
 
+def run_evaluation(data: Any, profile: Profile, device: Any) -> EvaluationBenchmark:
+    """The evaluation section, printed; its typed results."""
+    from benchmarks import evaluation
+    from waymo_unet.models.unet import UNetConfig
+
+    unet = UNetConfig(WAYMO_CLASSES, base_channels=profile.base_channels, depth=profile.depth)
+    section = evaluation.run_evaluation_benchmark(
+        data,
+        unet,
+        profile.inference_size,
+        device,
+        profile.evaluation_segments,
+        profile.evaluation_batch,
+        profile.evaluation_repeats,
+        profile.evaluation_cameras,
+    )
+    print_section(
+        f"5. {section.title()}",
+        format_table(section.rows(), evaluation.COLUMNS),
+        section.notes(),
+    )
+    return section
+
+
 def scaled_rate(rate: float, measured_flops: float, target_flops: float) -> float:
     """A rate measured at another size, moved to the target size by FLOPs."""
     return rate * measured_flops / target_flops
@@ -410,7 +450,7 @@ def run_estimate(
     section["notes"] = notes
     columns = estimate_section.COLUMNS
     print_section(
-        f"5. Full-run estimate on {rates.machine}: ingestion once + {profile.epochs} epochs at "
+        f"6. Full-run estimate on {rates.machine}: ingestion once + {profile.epochs} epochs at "
         f"{target[0]}x{target[1]}",
         format_table(section["rows"], columns),
         notes,
@@ -462,6 +502,8 @@ def run(profile: Profile, device: Any, work_dir: Path, input_dir: Path | None) -
     results["training_input"] = run_training_input(data, shards, profile)
     results["model_step"] = run_model_step(profile, device)
     results["inference"] = run_inference(profile, device)
+    evaluation = run_evaluation(data, profile, device)
+    results["evaluation"] = asdict(evaluation)
     results["estimate"] = run_estimate(
         profile,
         machine,
@@ -500,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not results["inference"]["passed"]:
         logger.error("The exported model's logits differ from the eager model's beyond tolerance")
+        return 1
+    agreement = results["evaluation"]["agreement"]
+    if not (agreement["ground_truth_equal"] and agreement["same_images"]):
+        logger.error("The evaluation's two paths scored different images or ground truth")
         return 1
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from benchmarks.__main__ import Profile, make_profile, parse_args, run, scaling_note
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
+from benchmarks.evaluation import EvaluationBenchmark, naive_matrices, run_evaluation_benchmark
 from benchmarks.inference import run_inference_benchmark
 from benchmarks.ingestion import (
     LABEL_DECODERS,
@@ -333,6 +335,53 @@ def test_inference_section_checks_the_exported_logits():
     ]
 
 
+def test_evaluation_section_scores_the_same_images_both_ways(tiny_input):
+    section = run_evaluation_benchmark(
+        tiny_input, TINY_UNET, (32, 48), CPU, segments=1, batch_size=3, repeats=2
+    )
+    assert isinstance(section, EvaluationBenchmark)
+    labelled_images = tiny_input.segments[0].label_rows  # 3 frames x 5 cameras
+    assert section.naive.images == section.project.images == labelled_images
+    assert section.agreement.same_images
+    assert section.agreement.ground_truth_equal
+    assert 0.0 <= section.agreement.differing_pixel_share <= 1.0
+    assert section.label_sizes == ((64, 96), (44, 96))
+    assert section.naive.precision == section.project.precision == "fp32"
+    assert [row["method"] for row in section.rows()][:2] == [
+        section.naive.method,
+        section.project.method,
+    ]
+    for path in section.paths:
+        assert path.images == labelled_images
+        assert len(path.rates) == 2
+        assert path.images_per_s > 0
+    assert section.speedup == pytest.approx(
+        section.project.images_per_s / section.naive.images_per_s
+    )
+    assert set(section.naive_stage_ms) >= {"decode", "model", "confusion"}
+    assert "NOT EQUAL" not in " ".join(section.notes())
+    json.dumps(asdict(section))
+
+
+def test_evaluation_section_can_score_some_cameras(tiny_input):
+    section = run_evaluation_benchmark(
+        tiny_input, TINY_UNET, (32, 48), CPU, segments=2, repeats=1, cameras=(1, 4)
+    )
+    assert section.segments == 2
+    assert section.naive.images == section.project.images == 2 * 3 * 2
+    assert section.agreement.ground_truth_equal
+
+
+def test_naive_matrices_weigh_by_coverage_and_leave_out_undefined():
+    semantic = np.array([[0, 1, 1], [2, 2, 40]], dtype=np.uint8)  # 40: not a Waymo id
+    predicted = np.array([[5, 1, 3], [2, 200, 2]], dtype=np.uint8)  # 200: a miss
+    covered = np.array([[1, 2, 1], [1, 2, 1]], dtype=np.uint8)
+    weighted, counts = naive_matrices(semantic, predicted, covered)
+    assert counts.sum() == 4
+    assert (counts[1, 1], counts[1, 3], counts[2, 2], counts[2, 0]) == (1, 1, 1, 1)
+    assert (weighted[1, 1], weighted[1, 3], weighted[2, 2], weighted[2, 0]) == (0.5, 1, 1, 0.5)
+
+
 def test_estimate_adds_ingestion_and_epochs_and_names_the_bound():
     counts = DatasetCounts()
     rates = Rates("test", 100.0, 10.0, 30.0, 1000.0, notebook_input_images_per_s=5.0)
@@ -369,6 +418,7 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         inference_size=(32, 48),
         inference_warmup=0,
         inference_iterations=1,
+        evaluation_repeats=1,
         base_channels=4,
         depth=2,
         epochs=2,
@@ -383,9 +433,13 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         "training_input",
         "model_step",
         "inference",
+        "evaluation",
         "estimate",
     }
     assert results["inference"]["passed"]
+    evaluation = results["evaluation"]
+    assert evaluation["agreement"]["ground_truth_equal"]
+    assert evaluation["paths"][0]["images"] == evaluation["paths"][1]["images"] > 0
     printed = capsys.readouterr().out
     for title in (
         "1. Ingestion",
@@ -393,7 +447,8 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         "2. Training input",
         "3. Model step",
         "4. Inference",
-        "5. Full",
+        "5. Evaluation",
+        "6. Full",
     ):
         assert title in printed
     assert "label PNG alone, ms each on the same labels: waymo_unet.data.png" in printed

@@ -14,9 +14,9 @@ prediction outside ``[0, C)`` where Waymo's metric counts it as a miss. Its
 works in float64), and only the mean is redone, to leave UNDEFINED out.
 
 Counting uses ``index_add_`` as ``training.metrics`` does, not ``torch.bincount``: CUDA's
-bincount reads its input's min and max back to the host, a wait per batch. Weights of 1
-and 1/2 add up exactly in float64, so the order of the device's atomic adds does not change
-the result.
+bincount reads its input's min and max back to the host, a wait per batch. Pixels are
+counted once per (cell, coverage) in int64, so the order of the device's atomic adds
+cannot change the result; the weighted matrix is those counts times 1 / coverage.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ EVALUATED_CLASSES = tuple(sorted(c for c in SEMANTIC_CLASSES if c != UNDEFINED))
 # Predictions outside the Waymo ids land in UNDEFINED's column: a labelled pixel's ground
 # truth is never UNDEFINED, so the pixel is a miss and its row still sums to its weight.
 MISS_COLUMN = UNDEFINED
+MAX_COVERAGE = 255  # num_cameras_covered is an 8-bit PNG
 
 _CELLS = NUM_WAYMO_IDS * NUM_WAYMO_IDS
 _UNDEFINED_BIN = _CELLS  # ground-truth UNDEFINED pixels, left out of the matrix
@@ -75,7 +76,7 @@ class ImageMatrices:
 def image_matrices(
     ground_truth: Tensor, prediction: Tensor, coverage: Tensor | None = None
 ) -> ImageMatrices:
-    """Waymo confusion matrices of each image in a batch, in two ``index_add_`` calls.
+    """Waymo confusion matrices of each image in a batch, in one ``index_add_`` call.
 
     ``ground_truth`` and ``prediction`` hold Waymo semantic ids, shape (N, H, W) or (H, W);
     ``coverage`` is ``num_cameras_covered`` of the same shape, or None for coverage 1. A
@@ -103,12 +104,20 @@ def image_matrices(
     offsets = torch.arange(num_images, device=device, dtype=torch.int32) * _BINS
     index = (bins + offsets.view(-1, 1, 1)).reshape(-1)
 
-    weights = _pixel_weights(coverage, gt).reshape(-1)
-    weighted = torch.zeros(num_images * _BINS, dtype=torch.float64, device=device)
-    weighted = weighted.index_add_(0, index, weights).view(num_images, _BINS)
+    # One count per (cell, coverage) gives both matrices: the plain one sums over the
+    # coverages, the weighted one weighs each count by 1 / coverage (exact in float64 for
+    # 1 and 1/2), so the pixels are counted once.
+    codes = _coverage_codes(coverage, gt)
+    levels = 1 if codes is None else MAX_COVERAGE + 1
+    if codes is not None:
+        index = index * levels + codes.reshape(-1)
     ones = torch.ones((), dtype=torch.int64, device=device).expand(index.numel())
-    counts = torch.zeros(num_images * _BINS, dtype=torch.int64, device=device)
-    counts = counts.index_add_(0, index, ones).view(num_images, _BINS)
+    counts = torch.zeros(num_images * _BINS * levels, dtype=torch.int64, device=device)
+    counts = counts.index_add_(0, index, ones).view(num_images, _BINS, levels)
+    weights = torch.ones(levels, dtype=torch.float64, device=device)
+    weights[1:] = torch.arange(1, levels, dtype=torch.float64, device=device).reciprocal()
+    weighted = counts.to(torch.float64) @ weights
+    counts = counts.sum(dim=2)
     side = (num_images, NUM_WAYMO_IDS, NUM_WAYMO_IDS)
     return ImageMatrices(
         weighted=weighted[:, :_CELLS].reshape(side),
@@ -142,16 +151,19 @@ def _batched(tensor: Tensor, name: str) -> Tensor:
     return tensor
 
 
-def _pixel_weights(coverage: Tensor | None, gt: Tensor) -> Tensor:
-    """Per-pixel float64 weights ``1 / num_cameras_covered``, shaped like ``gt``."""
+def _coverage_codes(coverage: Tensor | None, gt: Tensor) -> Tensor | None:
+    """``num_cameras_covered`` as int32 codes 1..MAX_COVERAGE shaped like ``gt``; 0 (never
+    in released files) counts as 1 rather than dividing by zero."""
     if coverage is None:
-        return torch.ones((), dtype=torch.float64, device=gt.device).expand(gt.shape)
+        return None
     cameras = _batched(coverage, "coverage").to(gt.device)
     if cameras.shape != gt.shape:
         raise ValueError(
             f"coverage {tuple(cameras.shape)} and ground_truth {tuple(gt.shape)} differ in shape"
         )
-    return cameras.to(torch.float64).clamp(min=1).reciprocal()
+    if cameras.is_floating_point() or cameras.is_complex() or cameras.dtype == torch.bool:
+        raise TypeError(f"coverage must hold integer camera counts, got {cameras.dtype}")
+    return cameras.clamp(1, MAX_COVERAGE).to(torch.int32)
 
 
 class _Groups:
