@@ -31,17 +31,7 @@ PARAMS = {
     "gallery_images": 2,
     "gallery_width": 120,
 }
-OUTPUTS = [
-    "model_output_evaluation_metrics",
-    "model_output_evaluation_class_iou",
-    "model_output_evaluation_camera_iou",
-    "model_output_evaluation_segments",
-    "model_output_evaluation_confusion",
-    "model_output_evaluation_images",
-    "reporting_evaluation_quarantine",
-    "model_output_evaluation_metrics_at_training_size",
-    "reporting_evaluation_gallery",
-]
+OUTPUTS = evaluation.create_pipeline().outputs()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.reporting.vega_specs import walk
 from waymo_unet.reporting import (
     chart_html,
     chart_png_bytes,
@@ -92,26 +92,15 @@ def catalog() -> pd.DataFrame:
     )
 
 
-def _walk(node: Any) -> Iterator[dict]:
-    """Every dict inside a Vega-Lite spec."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 def _marks(spec: dict) -> set[str]:
     """Mark types used anywhere in a spec."""
-    marks = {d["mark"] for d in _walk(spec) if isinstance(d.get("mark"), str)}
-    return marks | {d["mark"]["type"] for d in _walk(spec) if isinstance(d.get("mark"), dict)}
+    marks = {d["mark"] for d in walk(spec) if isinstance(d.get("mark"), str)}
+    return marks | {d["mark"]["type"] for d in walk(spec) if isinstance(d.get("mark"), dict)}
 
 
 def _fields(spec: dict) -> set[str]:
     """Field names encoded anywhere in a spec."""
-    return {d["field"] for d in _walk(spec) if isinstance(d.get("field"), str)}
+    return {d["field"] for d in walk(spec) if isinstance(d.get("field"), str)}
 
 
 def _rows(spec: dict) -> list[dict]:
@@ -123,7 +112,7 @@ def _check_common(spec: dict) -> None:
     """Vega-Lite schema, a title and tooltips."""
     assert "vega-lite" in spec["$schema"]
     assert spec.get("title")
-    assert any("tooltip" in d for d in _walk(spec) if "x" in d or "y" in d)
+    assert any("tooltip" in d for d in walk(spec) if "x" in d or "y" in d)
 
 
 def test_tuning_chart_spec(trials: pd.DataFrame) -> None:
@@ -134,7 +123,7 @@ def test_tuning_chart_spec(trials: pd.DataFrame) -> None:
     assert {"number", "value", "state", "best"} <= fields
     assert {f"param_{name}" for name in PARAMS} <= fields
     log_fields = {
-        d["field"] for d in _walk(spec) if d.get("scale", {}).get("type") == "log" and "field" in d
+        d["field"] for d in walk(spec) if d.get("scale", {}).get("type") == "log" and "field" in d
     }
     assert log_fields == {"param_learning_rate", "param_weight_decay"}
     subtitle = " ".join(spec["title"]["subtitle"])
@@ -172,7 +161,7 @@ def test_training_chart_spec(history: pd.DataFrame) -> None:
     assert {"epoch", "loss", "score", "series", "lr"} <= _fields(spec)
     series = {row.get("series") for row in _rows(spec)}
     assert {"train", "validation", "mIoU", "pixel accuracy"} <= series
-    score_scales = [d["scale"] for d in _walk(spec) if d.get("field") == "score" and "scale" in d]
+    score_scales = [d["scale"] for d in walk(spec) if d.get("field") == "score" and "scale" in d]
     assert score_scales == [{"domain": [0, 1]}]
 
 
@@ -187,7 +176,7 @@ def test_class_iou_chart_spec(class_iou: pd.DataFrame) -> None:
     _check_common(spec)
     assert {"bar", "text", "rule"} <= _marks(spec)
     assert {"name", "iou", "mean_iou"} <= _fields(spec)
-    colour = next(d["color"] for d in _walk(spec) if "color" in d and "scale" in d["color"])
+    colour = next(d["color"] for d in walk(spec) if "color" in d and "scale" in d["color"])
     domain, colours = colour["scale"]["domain"], colour["scale"]["range"]
     assert domain == ["SKY", "ROAD", "CAR", "PEDESTRIAN", "TRUCK"]  # best first, NaN last
     ids = dict(zip(class_iou["name"], class_iou["class_id"], strict=True))
@@ -212,7 +201,7 @@ def test_class_distribution_chart_spec(catalog: pd.DataFrame) -> None:
         {"training": 1.0, "validation": 1.0}
     )
     assert rows.loc[rows["unknown"], "name"].unique().tolist() == ["UNKNOWN_37"]
-    colour = next(d["color"] for d in _walk(spec) if "color" in d and "scale" in d["color"])
+    colour = next(d["color"] for d in walk(spec) if "color" in d and "scale" in d["color"])
     assert dict(zip(colour["scale"]["domain"], colour["scale"]["range"], strict=True)) == {
         "ROAD": hex_colour(20),
         "SKY": hex_colour(25),

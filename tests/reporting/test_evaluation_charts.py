@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.reporting.vega_specs import walk
 from waymo_unet.data.waymo import SEMANTIC_CLASSES
 from waymo_unet.reporting.charts import chart_png_bytes
 from waymo_unet.reporting.evaluation_charts import (
@@ -100,17 +100,6 @@ def metrics(miou: float | None, untrained: list[str]) -> dict[str, Any]:
     }
 
 
-def _walk(node: Any) -> Iterator[dict]:
-    """Every dict inside a Vega-Lite spec."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 def _rows(spec: dict) -> list[dict]:
     """All inline data rows of a spec."""
     return [row for rows in spec.get("datasets", {}).values() for row in rows]
@@ -118,13 +107,13 @@ def _rows(spec: dict) -> list[dict]:
 
 def _sort(spec: dict, channel: str) -> list[str]:
     """The explicit category order of a position channel (the first one found)."""
-    return next(d[channel]["sort"] for d in _walk(spec) if "sort" in d.get(channel, {}))
+    return next(d[channel]["sort"] for d in walk(spec) if "sort" in d.get(channel, {}))
 
 
 def _marks(spec: dict) -> set[str]:
     """Mark types used anywhere in a spec."""
-    found = {d["mark"] for d in _walk(spec) if isinstance(d.get("mark"), str)}
-    return found | {d["mark"]["type"] for d in _walk(spec) if isinstance(d.get("mark"), dict)}
+    found = {d["mark"] for d in walk(spec) if isinstance(d.get("mark"), str)}
+    return found | {d["mark"]["type"] for d in walk(spec) if isinstance(d.get("mark"), dict)}
 
 
 def _renders(chart: Any) -> None:
@@ -155,7 +144,7 @@ def test_confusion_leaves_out_empty_rows_and_unpredicted_columns() -> None:
     assert _sort(spec, "x") == [MISSED, "CAR", "ROAD", "SIDEWALK", "SKY"]
     truths = {r["ground_truth"] for r in _rows(spec) if "share" in r}
     assert truths == {"CAR", "ROAD", "SKY"}
-    tooltips = {t["field"] for d in _walk(spec) for t in d.get("tooltip", []) if "field" in t}
+    tooltips = {t["field"] for d in walk(spec) for t in d.get("tooltip", []) if "field" in t}
     assert {"share", "weighted", "pixels"} <= tooltips
 
 
@@ -209,7 +198,7 @@ def test_camera_chart_in_camera_id_order(camera_iou: pd.DataFrame) -> None:
     front = bars[bars["camera_name"] == "FRONT"].set_index("measure")["value"]
     assert front.to_dict() == pytest.approx({WEIGHTED: 0.05, PLAIN: 0.048})
     domain = next(
-        d["scale"]["domain"] for d in _walk(spec) if d.get("field") == "value" and "scale" in d
+        d["scale"]["domain"] for d in walk(spec) if d.get("field") == "value" and "scale" in d
     )
     assert domain[1] >= 0.05  # small scores get an axis they are readable on
     assert domain[1] < 1
