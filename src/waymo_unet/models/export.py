@@ -7,11 +7,14 @@ channels to Waymo ids, names and colours.
 
 from __future__ import annotations
 
+import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch.export.passes import move_to_device_pass
 
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.preprocessing import to_model_input
@@ -26,6 +29,23 @@ def export_program(model: SegmentationModel) -> torch.export.ExportedProgram:
     example = torch.zeros(2, model.config.in_channels, *model.image_size)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     return torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
+
+
+def moved_program(
+    program: torch.export.ExportedProgram, device: torch.device | str
+) -> torch.export.ExportedProgram:
+    """A copy of ``program`` on ``device``; ``program`` itself is left as it was.
+
+    ``move_to_device_pass`` also rewrites devices burnt into the graph, which
+    ``Module.to`` misses, but it edits the program it is given, hence the copy.
+    """
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates building a LeafSpec, which copying the call graph does.
+        warnings.filterwarnings(
+            "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning
+        )
+        copied = copy.deepcopy(program)
+    return move_to_device_pass(copied, device)
 
 
 def deployment_manifest(model: SegmentationModel) -> dict[str, Any]:
@@ -57,14 +77,16 @@ def deployment_manifest(model: SegmentationModel) -> dict[str, Any]:
 
 @dataclass
 class DeployedModel:
-    """An exported program with its manifest; segments like ``SegmentationModel``."""
+    """An exported program with its manifest; segments like ``SegmentationModel``.
+
+    It runs a copy of ``program``, so moving it never changes what gets saved.
+    """
 
     program: torch.export.ExportedProgram
     manifest: dict[str, Any]
 
     def __post_init__(self) -> None:
-        self._module = self.program.module()
-        self._device = torch.device("cpu")
+        self.to("cpu")
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -74,9 +96,20 @@ class DeployedModel:
     def waymo_ids(self) -> np.ndarray:
         return np.array([c["id"] for c in self.manifest["classes"]], dtype=np.uint8)
 
+    @property
+    def module(self) -> torch.nn.Module:
+        """The module that runs, on the model's device: a copy of ``program``'s."""
+        return self._module
+
     def to(self, device: torch.device | str) -> DeployedModel:
+        """Run on ``device`` from now on; ``program`` keeps its own device and dtypes."""
+        if isinstance(device, torch.dtype):
+            raise TypeError(
+                f"cannot cast a deployed model to {device}: it was exported for float32 input;"
+                " export it again for another dtype"
+            )
         self._device = torch.device(device)
-        self._module.to(self._device)
+        self._module = moved_program(self.program, self._device).module()
         return self
 
     @torch.inference_mode()
