@@ -11,6 +11,7 @@ from waymo_unet.training import precision as precision_module
 from waymo_unet.training.data import AugmentConfig
 from waymo_unet.training.loop import (
     BatchSettings,
+    ModelWithLoss,
     Optimisation,
     make_optimizer,
     train_one_epoch,
@@ -147,11 +148,11 @@ def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch(precision):
     optimisation = Optimisation(
         optimizer, warmup_cosine(optimizer, 10, 1), precision.grad_scaler(), grad_clip=1.0
     )
-    loss_fn = SegmentationLoss()
+    model_with_loss = ModelWithLoss(model, SegmentationLoss(), precision)
     settings = BatchSettings(CPU, precision)
     generator = torch.Generator()
     losses = [
-        train_one_epoch(model, fixed_batch_loader(), loss_fn, optimisation, settings, generator)
+        train_one_epoch(model_with_loss, fixed_batch_loader(), optimisation, settings, generator)
         for _ in range(3)
     ]
     assert all(math.isfinite(epoch["train_loss"]) for epoch in losses)
@@ -174,10 +175,10 @@ def test_cuda_mixed_precision_step_lowers_the_loss(requested):
         optimizer, warmup_cosine(optimizer, 10, 1), precision.grad_scaler(), grad_clip=1.0
     )
     settings = BatchSettings(device, precision, channels_last=True)
-    loss_fn = SegmentationLoss().to(device)
+    model_with_loss = ModelWithLoss(model, SegmentationLoss().to(device), precision)
     losses = [
         train_one_epoch(
-            model, fixed_batch_loader(), loss_fn, optimisation, settings, torch.Generator()
+            model_with_loss, fixed_batch_loader(), optimisation, settings, torch.Generator()
         )
         for _ in range(3)
     ]
@@ -200,13 +201,15 @@ def test_cuda_training_steps_do_not_synchronise_with_the_host():
         )
         settings = BatchSettings(device, precision, channels_last=True, augment=AugmentConfig())
         loader = fixed_batch_loader() * batches
-        loss_fn = SegmentationLoss(dice_weight=0.5).to(device)
+        model_with_loss = ModelWithLoss(
+            model, SegmentationLoss(dice_weight=0.5).to(device), precision
+        )
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("warn")
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                train_one_epoch(model, loader, loss_fn, optimisation, settings, torch.Generator())
+                train_one_epoch(model_with_loss, loader, optimisation, settings, torch.Generator())
         finally:
             torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(warning.message) for warning in caught)

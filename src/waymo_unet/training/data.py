@@ -202,6 +202,17 @@ def prepare_batch(
     return to_model_input(images, channels_last=channels_last), labels.long()
 
 
+def loader_workers(cores: int) -> int:
+    """DataLoader workers for a rank with ``cores`` cores: one per core, at most 4.
+
+    A few workers keep up with a GPU, since they only copy uint8 items out of
+    memory-mapped shards. A rank with a single core loads in its own process (0): a
+    worker would only take turns with it on that core, and while the rank reads the
+    next batch its GPU is still busy with the steps queued before.
+    """
+    return min(4, cores) if cores > 1 else 0
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -218,6 +229,8 @@ def make_loader(
     one process and many shuffle alike: call ``sampler.set_epoch`` every epoch.
     Evaluation takes every ``world_size``-th item, so no item is counted twice. A dataset
     that fetches whole batches (``__getitems__``) brings its ``collate_batch``.
+    Training workers persist across epochs; evaluation ones are started for each pass,
+    so they are not kept idle (a process each, per rank) through every training epoch.
     """
     sampler = (
         DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
@@ -230,7 +243,7 @@ def make_loader(
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
+        persistent_workers=train and num_workers > 0,
         drop_last=train and len(dataset) > batch_size * world_size,
         collate_fn=getattr(dataset, "collate_batch", None),
         # Worker seeds from their own generator: drawn from the global one, they would be

@@ -50,35 +50,74 @@ class DistributedContext:
     def claim_device(self, requested: torch.device) -> torch.device:
         """This rank's device: its own GPU on CUDA, or its share of this machine's cores."""
         if requested.type != "cuda":
-            torch.set_num_threads(max(1, available_cores() // self.local_world_size))
+            torch.set_num_threads(self.cores())
             return requested
+        device = torch.device("cuda", self.gpu_index())
+        torch.cuda.set_device(device)
+        return device
+
+    def cores(self) -> int:
+        """This rank's share of the cores this process may run on (at least one).
+
+        Its threads, and the default of its DataLoader workers, are sized by it.
+        """
+        return max(1, available_cores() // self.local_world_size)
+
+    def gpu_index(self) -> int:
+        """Which of the GPUs this rank sees is its own.
+
+        One visible GPU is this rank's whatever its local rank: launchers such as SLURM
+        give each rank its own through ``CUDA_VISIBLE_DEVICES``. (Ranks that all see the
+        same single GPU are stopped by NCCL, "Duplicate GPU detected", when they join.)
+        Seeing all of the machine's GPUs, rank ``local_rank`` takes the ``local_rank``-th.
+        """
         gpus = torch.cuda.device_count()
-        if self.local_world_size > gpus:  # decided alike on every rank, so all of them stop
-            raise RuntimeError(
-                f"rank {self.rank} has no GPU of its own: this machine has {gpus} and runs "
-                f"{self.local_world_size} ranks; start at most one rank per GPU"
-            )
-        torch.cuda.set_device(self.local_rank)
-        return torch.device("cuda", self.local_rank)
+        if gpus == 1:
+            return 0
+        if gpus >= self.local_world_size:
+            return self.local_rank
+        # Decided alike on every rank of the machine, so all of them stop.
+        raise RuntimeError(
+            f"rank {self.rank} has no GPU of its own: it sees {gpus} GPUs and this machine "
+            f"runs {self.local_world_size} ranks; start at most one rank per GPU, or give "
+            "each rank one GPU of its own (CUDA_VISIBLE_DEVICES)"
+        )
 
 
 def context_from_environment() -> DistributedContext | None:
-    """Join the process group described by torchrun's variables; None when not under one."""
+    """This process's place in the job torchrun's variables describe; None when not under one.
+
+    The process group is joined later, by ``join_process_group``, once the rank knows
+    its device.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size < 2:
         return None
-    context = DistributedContext(
+    return DistributedContext(
         int(os.environ["RANK"]),
         world_size,
         int(os.environ.get("LOCAL_RANK", "0")),
         int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
     )
-    if not dist.is_initialized():
-        # NCCL for CUDA tensors, gloo for CPU ones: a CPU run on a GPU machine works too.
-        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    logger.info("Rank %d of %d (%s)", context.rank, world_size, dist.get_backend())
-    return context
+
+
+def join_process_group(device: torch.device) -> None:
+    """Join the default process group from torchrun's variables, bound to this rank's device.
+
+    On a GPU, ``device_id`` makes NCCL form its communicator on that GPU at once, so a
+    wrong device set-up fails here rather than at the first collective, and barriers
+    know their GPU. A CPU rank binds to none: it must not claim a GPU it does not use.
+    """
+    if dist.is_initialized():
+        return
+    # NCCL for CUDA tensors, gloo for CPU ones: a CPU run on a GPU machine works too.
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(
+        backend,
+        timeout=datetime.timedelta(minutes=30),
+        device_id=device if device.type == "cuda" else None,
+    )
+    logger.info("Rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), dist.get_backend())
 
 
 def free_port() -> int:

@@ -85,16 +85,36 @@ def optimizer_step(model: nn.Module, optimisation: Optimisation) -> None:
     optimisation.scheduler.step()
 
 
+class ModelWithLoss(nn.Module):
+    """``loss_fn(model(inputs), targets)``: the model under autocast, the loss after it.
+
+    One module, so that ``torch.compile`` compiles the loss together with the model: left
+    outside, the cross-entropy of channels_last logits makes contiguous fp32 copies of
+    them on CUDA. The loss runs outside autocast and casts the logits to fp32 itself.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, precision: Precision) -> None:
+        super().__init__()
+        self.model, self.loss_fn, self.precision = model, loss_fn, precision
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            logits = self.model(inputs)
+        return self.loss_fn(logits, targets)
+
+
 def train_one_epoch(
-    model: nn.Module,
+    model_with_loss: nn.Module,
     loader: DataLoader,
-    loss_fn: nn.Module,
     optimisation: Optimisation,
     settings: BatchSettings,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """Train over the loader once; returns mean loss, images/s, seconds and last lr."""
-    model.train()
+    """Train over the loader once; returns mean loss, seconds, batches, images and last lr.
+
+    ``model_with_loss`` is a ``ModelWithLoss``, possibly DDP- and compile-wrapped.
+    """
+    model_with_loss.train()
     total_loss = torch.zeros((), device=settings.device)
     batches = images_seen = 0
     start = time.perf_counter()
@@ -104,13 +124,11 @@ def train_one_epoch(
             images, labels, settings.device, settings.channels_last, settings.augment, generator
         )
         steps_optimiser = step % accumulation == 0 or step == len(loader)
-        with gradient_sync(model, steps_optimiser):
-            with settings.precision.autocast():
-                logits = model(inputs)
-            loss = loss_fn(logits, targets)
+        with gradient_sync(model_with_loss, steps_optimiser):
+            loss = model_with_loss(inputs, targets)
             optimisation.scaler.scale(loss / accumulation).backward()
         if steps_optimiser:
-            optimizer_step(model, optimisation)
+            optimizer_step(model_with_loss, optimisation)
         total_loss += loss.detach()
         batches, images_seen = batches + 1, images_seen + len(images)
         if step % settings.log_every == 0:
@@ -118,11 +136,9 @@ def train_one_epoch(
             rate = images_seen / (time.perf_counter() - start)
             logger.info("step %d/%d: loss %.4f, %.1f images/s", step, len(loader), mean_loss, rate)
     mean_loss = total_loss.item() / max(batches, 1)
-    seconds = time.perf_counter() - start
     return {
         "train_loss": mean_loss,
-        "images_per_s": images_seen / seconds if seconds else 0.0,
-        "train_seconds": seconds,
+        "train_seconds": time.perf_counter() - start,
         "lr": optimisation.optimizer.param_groups[0]["lr"],
         "batches": batches,
         "images": images_seen,
@@ -135,8 +151,10 @@ def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextMan
     DDP reduces in every backward pass unless told not to. Gradients add up, so with
     gradient accumulation one reduction at the last micro-batch does the work of all.
     """
-    ddp = getattr(model, "_orig_mod", model)  # under torch.compile
-    if sync or not isinstance(ddp, DistributedDataParallel):
+    # Found among the submodules: torch.compile's wrapper holds DDP as one, so no private
+    # attribute (``_orig_mod``) is needed to look through it.
+    ddp = next((m for m in model.modules() if isinstance(m, DistributedDataParallel)), None)
+    if sync or ddp is None:
         return contextlib.nullcontext()
     return ddp.no_sync()
 

@@ -28,15 +28,17 @@ from waymo_unet.data.parallel import available_cores
 from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
-from waymo_unet.training.data import AugmentConfig, data_signature, make_loader
+from waymo_unet.training.data import AugmentConfig, data_signature, loader_workers, make_loader
 from waymo_unet.training.distributed import (
     DistributedContext,
     all_reduce_sum,
+    join_process_group,
     require_same_on_all_ranks,
 )
 from waymo_unet.training.loop import (
     BatchSettings,
     Evaluation,
+    ModelWithLoss,
     Optimisation,
     evaluate,
     make_optimizer,
@@ -77,10 +79,10 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool | None = None  # None: when the precision is mixed
     compile: bool = False
-    sync_batchnorm: bool = True  # under DDP on GPUs: batch statistics of the global batch
+    sync_batchnorm: bool = False  # under DDP on GPUs: batch statistics of the global batch
     device: str = "auto"
     seed: int = 0
-    num_workers: int | None = None  # None: one per core, at most 4
+    num_workers: int | None = None  # None: see loader_workers
     log_every: int = 50
     retrain: bool = False
 
@@ -149,7 +151,7 @@ class _Run:
     """Everything one training run works with, built once by ``_build_run``."""
 
     model: nn.Module  # the plain network: checkpoints and evaluation use it
-    runnable: nn.Module  # what training calls: DDP- and/or compile-wrapped
+    runnable: nn.Module  # what training calls: model and loss, DDP- and/or compile-wrapped
     train_loader: DataLoader
     val_loader: DataLoader
     optimisation: Optimisation
@@ -221,6 +223,7 @@ def _build_run(
     device = resolve_device(config.device)
     if distributed:
         device = distributed.claim_device(device)
+        join_process_group(device)
     elif device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # pinned memory and precision checks use the current GPU
     autotune_convolutions(device)
@@ -234,7 +237,8 @@ def _build_run(
     if sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else None)
-    workers = config.num_workers if config.num_workers is not None else min(4, available_cores())
+    cores = distributed.cores() if distributed else available_cores()
+    workers = config.num_workers if config.num_workers is not None else loader_workers(cores)
     loaders = [
         make_loader(
             data,
@@ -252,10 +256,13 @@ def _build_run(
     weights = None
     if class_weights is not None and config.class_weight_power:
         weights = torch.tensor(class_weights, dtype=torch.float32) ** config.class_weight_power
-    runnable = model
+    loss_fn = SegmentationLoss(weights, ignore_index, config.dice_weight).to(device)
+    # DDP around model and loss, and torch.compile around DDP: compile then sees both in
+    # one graph (with DDP inside, it would stop at DDP's forward and compile them apart).
+    runnable = ModelWithLoss(model, loss_fn, precision)
     if distributed:
         runnable = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            runnable, device_ids=[device.index] if device.type == "cuda" else None
         )
     if config.compile and sync_batchnorm and rank == 0:
         logger.warning(
@@ -274,7 +281,7 @@ def _build_run(
         train_loader=loaders[0],
         val_loader=loaders[1],
         optimisation=optimisation,
-        loss_fn=SegmentationLoss(weights, ignore_index, config.dice_weight).to(device),
+        loss_fn=loss_fn,
         settings=BatchSettings(device, precision, channels_last, config.augment, config.log_every),
         fingerprint=run_fingerprint(config, unet, signature),
         rank=rank,
@@ -350,7 +357,7 @@ def _run_epoch(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stats = train_one_epoch(
-        run.runnable, run.train_loader, run.loss_fn, run.optimisation, run.settings, generator
+        run.runnable, run.train_loader, run.optimisation, run.settings, generator
     )
     loss_sum, batches, images = all_reduce_sum(
         [stats["train_loss"] * stats["batches"], stats["batches"], stats["images"]], device
