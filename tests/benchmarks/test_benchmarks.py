@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import ddp_step, model_step
 from benchmarks.__main__ import Profile, make_profile, parse_args, run, scaling_note
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
@@ -37,7 +40,7 @@ from benchmarks.ingestion import (
 )
 from benchmarks.input_data import SPLIT, InputConfig, write_input
 from benchmarks.machine import peak_tflops
-from benchmarks.model_step import count_flops, run_model_step_benchmark
+from benchmarks.model_step import StepCase, count_flops, run_model_step_benchmark
 from benchmarks.training_input import run_training_input_benchmark
 from tests import waymo_files as wf
 from waymo_unet.data.ingest import (
@@ -59,6 +62,7 @@ from waymo_unet.data.waymo import (
     PANOPTIC_LABEL_COLUMN,
 )
 from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.distributed import launch
 from waymo_unet.training.precision import cpu_has_native_bf16
 
 TINY_INPUT = InputConfig(
@@ -469,3 +473,119 @@ def test_reading_all_pairs_decompresses_each_row_group_once(tiny_input, monkeypa
     groups = {(w.image_path, w.image_group) for w in locations}
     groups |= {(w.label_path, w.label_group) for w in locations}
     assert len(reads) == len(groups) < 2 * len(locations)
+
+
+def test_a_failed_model_step_case_is_reported_and_freed_before_the_next_runs(monkeypatch):
+    """A case that runs out of memory (or fails to compile) while holding tensors: its
+    memory is released once the exception is gone, the next case runs, both are reported."""
+    measure, release = model_step.measure_step, model_step.release_memory
+    held: list[weakref.ref] = []
+    freed_after_release: list[bool] = []
+
+    def failing_with_dice(case, *args):
+        if not case.dice_weight:
+            return measure(case, *args)
+        tensor = torch.ones(2**20)
+        cycle = {"tensor": tensor}
+        cycle["self"] = cycle  # only the garbage collector frees it
+        held.append(weakref.ref(tensor))
+        del tensor
+        if case.precision == "fp32":
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        raise RuntimeError("compiler failed (simulated)")
+
+    def spied_release(device, compiled=False):
+        release(device, compiled)
+        freed_after_release.append(all(ref() is None for ref in held))
+
+    monkeypatch.setattr(model_step, "measure_step", failing_with_dice)
+    monkeypatch.setattr(model_step, "release_memory", spied_release)
+    cases = [
+        StepCase("fp32", False, dice_weight=0.5),
+        StepCase("fp32", False),
+        StepCase("bf16", True, dice_weight=0.5),
+        StepCase("bf16", True),
+    ]
+    section = run_model_step_benchmark(TINY_UNET, CPU, 2, 32, 48, 0, 1, cases=cases)
+    assert freed_after_release == [True] * 4  # before each next case, with cuda's empty_cache
+    assert [(r["precision"], r["dice_weight"]) for r in section["rows"]] == [
+        ("fp32", 0.0),
+        ("bf16", 0.0),
+    ]
+    assert all(r["images_per_s"] > 0 for r in section["rows"])
+    failed = {(r["precision"], r["dice_weight"]): r["status"] for r in section["failed"]}
+    assert failed[("fp32", 0.5)] == "out of memory"
+    assert failed[("bf16", 0.5)] == "failed: RuntimeError: compiler failed (simulated)"
+    assert any(
+        "fp32, eager, dice 0.5" in note and "out of memory" in note for note in section["notes"]
+    )
+    skipped = run_model_step_benchmark(TINY_UNET, CPU, 2, 32, 48, 0, 1, cases=cases, budget_s=0)
+    assert not skipped["rows"]
+    assert all(r["status"].startswith("skipped") for r in skipped["failed"])
+
+
+def test_the_gpu_check_model_step_options_run_on_the_cpu(tmp_path):
+    """gpu_check.sh's grid (precisions x Dice weights, eager; compiling is left to the GPU)
+    at a tiny size, and the FLOP count of a real step equal to the meta device's."""
+    path = tmp_path / "step.json"
+    sizes = ["--height", "32", "--width", "48", "--base-channels", "4", "--depth", "2"]
+    options = ["--classes", "3", "--batch-size", "2", "--warmup", "1", "--steps", "1"]
+    grid = ["--precisions", "bf16,fp32", "--dice-weights", "0,0.5", "--budget-s", "600"]
+    model_step.main([*sizes, *options, *grid, "--device", "cpu", "--json", str(path)])
+    results = json.loads(path.read_text())
+    rows = results["model_step"]
+    assert [(r["precision"], r["channels_last"], r["dice_weight"]) for r in rows] == [
+        ("bf16", True, 0.0),
+        ("bf16", True, 0.5),
+        ("fp32", False, 0.0),
+        ("fp32", False, 0.5),
+    ]
+    assert not results["failed"]
+    for row in rows:
+        assert row["images_per_s"] > 0
+        assert row["first_step_s"] > 0
+        assert row["train_flop_per_image"] > 0
+        assert (row["peak"], row["mfu"]) == ("n/a", "n/a")  # no GPU peak on a CPU
+    assert rows[2]["speedup"] == rows[3]["speedup"] == 1.0  # against fp32 of the same loss
+    assert sum(note.startswith("Dice 0.5") for note in results["notes"]) == 2
+
+    model_flops = 2 * count_flops(TINY_UNET, 32, 48)
+    for weight in (0.0, 0.5):
+        step = model_step.build_step(
+            StepCase("fp32", False, dice_weight=weight), TINY_UNET, 2, 32, 48, CPU
+        )
+        with FlopCounterMode(display=False) as counter:
+            step()
+        # Cross-entropy and AdamW count none; Dice a product per pixel and class.
+        assert counter.get_total_flops() == pytest.approx(model_flops, rel=0.01 if weight else 0)
+
+
+def test_mfu_divides_by_the_peak_of_the_precision_the_convolutions_run_in(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    rows = [
+        {"precision": p, "height": 32, "width": 48, "images_per_s": 1e6} for p in ("bf16", "fp32")
+    ]
+    model_step.add_flop_rates(rows, TINY_UNET, torch.device("cuda"), gpus=2)
+    tflop_per_s = count_flops(TINY_UNET, 32, 48) * 1e6 / 1e12
+    assert rows[0]["peak"] == "bf16 dense 989"
+    assert rows[0]["mfu"] == pytest.approx(tflop_per_s / (2 * 989.0))
+    assert rows[1]["peak"] == "tf32 dense 494.7"  # cuDNN's default for fp32 convolutions
+    assert rows[1]["mfu"] == pytest.approx(tflop_per_s / (2 * 494.7))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert model_step.conv_peak("fp32", "NVIDIA H100 80GB HBM3") == ("fp32", 67.0)
+    assert model_step.conv_peak("fp32", "NVIDIA H100 PCIe") == ("fp32", 51.0)
+    assert model_step.conv_peak("fp32", "NVIDIA T4") == ("fp32", 8.1)  # no TF32
+    assert model_step.conv_peak("fp32", "Some Future GPU") == ("fp32", None)
+
+
+def test_the_ddp_step_runs_on_two_cpu_ranks(tmp_path):
+    path = tmp_path / "ddp.json"
+    sizes = ["--height", "32", "--width", "48", "--base-channels", "4", "--depth", "2"]
+    options = ["--classes", "3", "--batch-size", "4", "--warmup", "1", "--steps", "1"]
+    launch(ddp_step.main, 2, [[*sizes, *options, "--device", "cpu", "--json", str(path)]])
+    section = json.loads(path.read_text())["ddp_step"]
+    assert (section["ranks"], section["batch_per_rank"]) == (2, 2)
+    (row,) = section["rows"]  # no SyncBatchNorm on CPUs, as in training
+    assert (row["sync_batchnorm"], row["batch"], row["status"]) == (False, 4, "ok")
+    assert row["images_per_s"] > 0
+    assert row["train_flop_per_image"] == count_flops(TINY_UNET, 32, 48)  # the same U-Net
