@@ -15,14 +15,14 @@ COLUMNS = ["stage", "images", "images_per_s", "seconds", "duration", "bound_by"]
 
 @dataclass(frozen=True)
 class DatasetCounts:
-    """The real Waymo v2 labelled camera data (GOTCHAS.md and the issue)."""
+    """The real Waymo v2 camera data: its labelled images (5 cameras a frame), its bytes."""
 
     train_images: int = 66_030  # 13,206 labelled frames x 5 cameras
     train_frames: int = 13_206
     train_segments: int = 696
     val_images: int = 9_650
     camera_image_bytes: float = 387e9  # all camera_image parquet files
-    issue_train_flop_per_image: float = 0.44e12  # base-32 U-Net at 512x768, as the issue says
+    issue_train_flop_per_image: float = 0.44e12  # estimated up front: base-32 U-Net, 512x768
 
     @property
     def pairs(self) -> int:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from waymo_unet.data import decode
 from waymo_unet.data.decode import (
     DecodeError,
     decode_camera_image,
@@ -126,6 +127,23 @@ def random_runs(shape: tuple[int, int], seed: int) -> np.ndarray:
     return values[: shape[0] * shape[1]].astype(np.uint16).reshape(shape)
 
 
+@pytest.fixture(params=["compiled", "python", "numpy"])
+def counter(request, monkeypatch):
+    """Each way semantic_histogram can count: numba-compiled runs, the same loop as Python
+    (as under NUMBA_DISABLE_JIT=1, so coverage sees it), numpy (where numba cannot be
+    imported)."""
+    if request.param == "compiled" and not decode.COMPILED:
+        pytest.skip("numba cannot be imported")
+    if request.param == "python":
+        loop = decode._count_semantic_runs
+        monkeypatch.setattr(decode, "COMPILED", True)
+        monkeypatch.setattr(decode, "_count_semantic_runs", getattr(loop, "py_func", loop))
+    if request.param == "numpy":
+        monkeypatch.setattr(decode, "COMPILED", False)
+    return request.param
+
+
+@pytest.mark.usefixtures("counter")
 @pytest.mark.parametrize("divisor", [1000, 7, 256, 65_535, 65_536])
 @pytest.mark.parametrize("kind", ["noise", "runs", "one value", "one pixel"])
 def test_histogram_counts_semantic_ids(divisor, kind):
@@ -143,6 +161,7 @@ def test_histogram_counts_semantic_ids(divisor, kind):
     assert counts[expected.size :].sum() == 0
 
 
+@pytest.mark.usefixtures("counter")
 def test_histogram_refuses_values_a_label_cannot_hold():
     with pytest.raises(TypeError, match="uint16 values, not int64"):
         semantic_histogram(np.array([[70_000, 1_000]], np.int64), 1000)
@@ -150,6 +169,7 @@ def test_histogram_refuses_values_a_label_cannot_hold():
     assert (counts[1], counts[25]) == (1, 1)
 
 
+@pytest.mark.usefixtures("counter")
 def test_histogram_of_a_view_or_an_empty_label():
     panoptic = random_runs((100, 120), seed=3)
     view = panoptic[::3, 5:70]  # not contiguous
@@ -158,6 +178,7 @@ def test_histogram_of_a_view_or_an_empty_label():
     assert semantic_histogram(np.zeros((0, 5), np.uint16), 1000).sum() == 0
 
 
+@pytest.mark.usefixtures("counter")
 def test_histogram_counts_small_classes_that_resizing_would_lose():
     panoptic = np.full((1280, 1920), 25_000, np.uint16)  # sky
     panoptic[600, 900] = 4_001  # one pixel of a bus

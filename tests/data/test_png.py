@@ -88,6 +88,27 @@ def panoptic_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     return pixels
 
 
+def python_body(function):
+    """The Python function numba compiled: what runs under NUMBA_DISABLE_JIT=1."""
+    return getattr(function, "py_func", function)
+
+
+@pytest.fixture(params=["compiled", "python", "libpng"])
+def decoder(request, monkeypatch):
+    """Each way decode_grey16 can decode: numba-compiled unfilter, the same loops as Python
+    (so coverage sees them), libpng (where numba cannot be imported)."""
+    if request.param == "compiled" and not png.COMPILED:
+        pytest.skip("numba cannot be imported")
+    if request.param == "python":
+        monkeypatch.setattr(png, "COMPILED", True)
+        monkeypatch.setattr(png, "_unfilter_grey16", python_body(png._unfilter_grey16))
+        monkeypatch.setattr(png, "_paeth", python_body(png._paeth))
+    if request.param == "libpng":
+        monkeypatch.setattr(png, "COMPILED", False)
+    return request.param
+
+
+@pytest.mark.usefixtures("decoder")
 @pytest.mark.parametrize("filter_type", [NONE, SUB, UP, AVERAGE, PAETH])
 def test_every_filter_type_decodes_to_the_original_pixels(filter_type):
     pixels = panoptic_like(9, 13)
@@ -114,6 +135,7 @@ def paeth_cases() -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.usefixtures("decoder")
 @pytest.mark.parametrize("name", list(paeth_cases()))
 def test_paeth_rows_with_flat_stretches_decode_like_libpng(name):
     pixels = paeth_cases()[name]
@@ -122,6 +144,7 @@ def test_paeth_rows_with_flat_stretches_decode_like_libpng(name):
     np.testing.assert_array_equal(decode_grey16(data), imagecodecs.png_decode(data))
 
 
+@pytest.mark.usefixtures("decoder")
 def test_mixed_filters_and_split_zlib_stream_decode_like_libpng():
     pixels = panoptic_like(40, 33, seed=1)
     filters = np.random.default_rng(2).integers(0, 5, 40).tolist()
@@ -130,6 +153,7 @@ def test_mixed_filters_and_split_zlib_stream_decode_like_libpng():
     np.testing.assert_array_equal(decode_grey16(data), imagecodecs.png_decode(data))
 
 
+@pytest.mark.usefixtures("decoder")
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (7, 1), (128, 192)])
 def test_labels_written_by_common_encoders_decode_like_libpng(height, width):
     pixels = panoptic_like(height, width, seed=3)
@@ -139,6 +163,7 @@ def test_labels_written_by_common_encoders_decode_like_libpng(height, width):
         np.testing.assert_array_equal(decode_grey16(data), pixels)
 
 
+@pytest.mark.usefixtures("decoder")
 def test_buffers_reused_between_calls_do_not_leak_into_results():
     big, small = panoptic_like(64, 96, seed=4), panoptic_like(8, 12, seed=5)
     first = decode_grey16(grey16_png(big, [PAETH] * 64))
@@ -198,7 +223,8 @@ def test_zlib_stream_of_the_wrong_size_is_refused():
         decode_grey16(shorter)
 
 
-def test_unknown_filter_type_names_the_row():
+@pytest.mark.parametrize("decoder", ["compiled", "python"], indirect=True)
+def test_unknown_filter_type_names_the_row(decoder):
     data = grey16_png(panoptic_like(4, 4), [NONE] * 4)
     stream = bytearray(zlib.decompress(zlib_stream(data)))
     stream[2 * (1 + 8)] = 7  # row 2's filter type

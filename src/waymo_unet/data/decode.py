@@ -2,25 +2,37 @@
 
 JPEGs are decoded with libjpeg's DCT scaling straight to the smallest scale that still
 covers the target size (a 1920x1280 frame to 768x512 decodes at half scale), then
-resized bilinearly. Panoptic PNGs are decoded by ``png.decode_grey16`` (libdeflate and
-a compiled unfilter: about 7x imagecodecs' libpng and 10x OpenCV's on the benchmark's
-labels); a label's header is read first, so one of the wrong kind or size is refused
-before any pixel is inflated. Labels are resized with exact nearest neighbour *before*
-the division by the panoptic divisor: same result, a quarter of the work at half scale.
+resized bilinearly. Panoptic PNGs are decoded by ``png.decode_grey16`` (libdeflate's
+long copies and a compiled unfilter; against libpng and OpenCV: ``python -m benchmarks``,
+section 1, "label PNG alone"); a label's header is read first, so one of the wrong kind
+or size is refused before any pixel is inflated. Labels are resized with exact nearest
+neighbour *before* the division by the panoptic divisor: same result, a quarter of the
+work at half scale.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import cv2
-import numba
 import numpy as np
 import simplejpeg
+
+try:
+    import numba
+except ImportError:
+    numba = None
 
 from waymo_unet.data.png import PngError, decode_grey16, read_png_header
 from waymo_unet.data.waymo import CAMERA_IMAGE, CAMERA_SEGMENTATION
 
+logger = logging.getLogger(__name__)
+
 # Pixels labelled above this cannot be stored in uint8 label shards.
 MAX_SEMANTIC_ID = 255
+# Whether semantic_histogram counts runs in a numba-compiled loop; numpy where it cannot.
+COMPILED = numba is not None
 
 
 class DecodeError(ValueError):
@@ -109,28 +121,52 @@ def semantic_histogram(panoptic: np.ndarray, divisor: int) -> np.ndarray:
     """Pixel count per semantic id, at the label's own (full) resolution.
 
     A label is mostly long runs of one value, so a compiled loop counts runs and divides
-    only where a run ends (about 6,000 times in a 1920x1280 label, not 2.5M): about
-    0.9 ms where counting every uint16 value with ``cv2.calcHist`` and folding took 2.
+    only where a run ends (thousands of times in a 1920x1280 label, not millions of
+    pixels). Without numba, numpy finds the runs: same counts, slower on a noisy label.
     The result has one entry per id a uint16 value can hold: ``ceil(65536 / divisor)``.
     """
     if not np.can_cast(panoptic.dtype, np.uint16):
         raise TypeError(f"a panoptic label holds uint16 values, not {panoptic.dtype}")
-    counts = np.zeros(-(-(2**16) // int(divisor)), np.int64)
+    divisor = int(divisor)
+    counts = np.zeros(-(-(2**16) // divisor), np.int64)
     if panoptic.size:
-        _count_semantic_runs(np.ravel(panoptic.astype(np.uint16, copy=False)), divisor, counts)
+        values = np.ravel(panoptic.astype(np.uint16, copy=False))
+        _log_histogram()
+        if COMPILED:
+            _count_semantic_runs(values, divisor, counts)
+        else:
+            _count_semantic_runs_with_numpy(values, divisor, counts)
     return counts
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_semantic_runs(
-    values: np.ndarray, divisor: int, counts: np.ndarray
-) -> None:  # pragma: no cover - compiled
+@functools.cache
+def _log_histogram() -> None:
+    """Say once, on the first label, how this process counts semantic ids."""
+    if COMPILED:
+        logger.debug("semantic histograms: a numba-compiled loop counts runs")
+    else:
+        logger.info("semantic histograms: numba cannot be imported, so numpy counts runs")
+
+
+def _count_semantic_runs_with_numpy(values: np.ndarray, divisor: int, counts: np.ndarray) -> None:
+    """``_count_semantic_runs`` in numpy: where runs start, how long they are, summed per id."""
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    lengths = np.diff(starts, append=values.size)
+    ids = values[starts].astype(np.int64) // divisor
+    counts += np.bincount(ids, weights=lengths, minlength=counts.size).astype(np.int64)
+
+
+def _count_semantic_runs(values: np.ndarray, divisor: int, counts: np.ndarray) -> None:
     """Add each run of equal values to ``counts[value // divisor]``."""
-    run_value, run_length = values[0], 0
+    run_value, run_length = int(values[0]), 0  # an int: a divisor of 65536 fits no uint16
     for value in values:
         if value == run_value:
             run_length += 1
         else:
             counts[run_value // divisor] += run_length
-            run_value, run_length = value, 1
+            run_value, run_length = int(value), 1
     counts[run_value // divisor] += run_length
+
+
+if numba is not None:  # else semantic_histogram counts with numpy
+    _count_semantic_runs = numba.njit(cache=True, nogil=True)(_count_semantic_runs)

@@ -1,25 +1,37 @@
 """16-bit greyscale PNG decoding for panoptic labels: libdeflate inflates, numba unfilters.
 
 A panoptic label is mostly large flat regions, so inflating it is mostly long copies,
-which libdeflate (through imagecodecs) does about 35x faster than zlib (0.3 ms for a
-1920x1280 label on this project's 2-core VM); reversing the row filters (PNG spec,
-section 9) in a compiled loop takes most of the rest (about 1.3 ms), where a Paeth row
-over a flat row needs no arithmetic. The whole decode is about 7x imagecodecs' libpng on
-the benchmark's labels (1.6 against 12.2 ms), 1.1-1.6x on noisy images, with identical
-pixels. Chunk CRCs are not checked; the zlib stream's Adler-32 is.
+which libdeflate (through imagecodecs) makes far faster than zlib; reversing the row
+filters (PNG spec, section 9) in a compiled loop takes most of the rest, and a Paeth row
+under a flat row needs no arithmetic. How much faster than libpng and OpenCV, with
+identical pixels: ``python -m benchmarks``, section 1, "label PNG alone". Chunk CRCs are
+not checked; the zlib stream's Adler-32 is.
 
-Interlaced PNGs (never seen in Waymo labels) are handed to libpng.
+Interlaced PNGs (never seen in Waymo labels) are handed to libpng, and so is every PNG
+where numba cannot be imported (it trails new Python and NumPy releases): same pixels,
+slower.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import struct
 import threading
 from dataclasses import dataclass
 
 import imagecodecs
-import numba
 import numpy as np
+
+try:
+    import numba
+except ImportError:
+    numba = None
+
+logger = logging.getLogger(__name__)
+
+# Whether decode_grey16 unfilters in numba-compiled loops; libpng decodes where it cannot.
+COMPILED = numba is not None
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_GREYSCALE = 0  # IHDR colour type of a single-channel image
@@ -93,11 +105,9 @@ def decode_grey16(data: bytes) -> np.ndarray:
     header = read_png_header(data)
     if header.bit_depth != 16 or header.colour_type != PNG_GREYSCALE:
         raise PngError(f"not a single-channel 16-bit PNG: {header.kind}")
-    if header.interlaced:
-        try:
-            return imagecodecs.png_decode(data)
-        except imagecodecs.PngError as error:
-            raise PngError(f"corrupt PNG: {error}") from None
+    _log_decoder()
+    if header.interlaced or not COMPILED:
+        return _decode_with_libpng(data)
     stride = 2 * header.width
     rows = _inflate(zlib_stream(data), header.height * (1 + stride))
     pixels = np.empty((header.height, header.width), np.uint16)
@@ -107,6 +117,23 @@ def decode_grey16(data: bytes) -> np.ndarray:
             f"corrupt PNG: row {bad_row} has unknown filter type {rows[bad_row * (1 + stride)]}"
         )
     return pixels
+
+
+def _decode_with_libpng(data: bytes) -> np.ndarray:
+    """libpng's decode of a 16-bit greyscale PNG, its errors as ``PngError``."""
+    try:
+        return imagecodecs.png_decode(data)
+    except imagecodecs.PngError as error:
+        raise PngError(f"corrupt PNG: {error}") from None
+
+
+@functools.cache
+def _log_decoder() -> None:
+    """Say once, on the first label, which decoder this process uses."""
+    if COMPILED:
+        logger.debug("label PNGs: libdeflate inflates, numba-compiled loops unfilter")
+    else:
+        logger.info("label PNGs: numba cannot be imported, so libpng decodes them (slower)")
 
 
 def _inflate(stream: bytes, size: int) -> np.ndarray:
@@ -126,8 +153,7 @@ def _inflate(stream: bytes, size: int) -> np.ndarray:
     return inflated
 
 
-@numba.njit(cache=True, nogil=True)
-def _unfilter_grey16(rows: np.ndarray, pixels: np.ndarray) -> int:  # pragma: no cover - compiled
+def _unfilter_grey16(rows: np.ndarray, pixels: np.ndarray) -> int:
     """Reverse each row's filter in place and write big-endian pixels as native uint16.
 
     ``rows`` is (height, 1 + 2 * width): a filter type byte, then the filtered bytes.
@@ -148,7 +174,7 @@ def _unfilter_grey16(rows: np.ndarray, pixels: np.ndarray) -> int:  # pragma: no
                 current[x], current[x + 1] = left_high, left_low
         elif filter_type == 2:  # Up: add the pixel above
             for x in range(current.size):
-                current[x] += above[x]
+                current[x] = (np.int32(current[x]) + above[x]) & 0xFF
         elif filter_type == 3:  # Average: add the mean of the left and above pixels
             left_high, left_low = np.int32(0), np.int32(0)
             for x in range(0, current.size, 2):
@@ -175,10 +201,14 @@ def _unfilter_grey16(rows: np.ndarray, pixels: np.ndarray) -> int:  # pragma: no
     return -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _paeth(left: int, up: int, corner: int) -> int:  # pragma: no cover - compiled
+def _paeth(left: int, up: int, corner: int) -> int:
     """The PNG Paeth predictor: of the three bytes, the nearest to left + up - corner."""
     to_left, to_up, to_corner = abs(up - corner), abs(left - corner), abs(left + up - 2 * corner)
     if to_left <= to_up and to_left <= to_corner:
         return left
     return up if to_up <= to_corner else corner
+
+
+if numba is not None:  # else decode_grey16 hands every PNG to libpng
+    _paeth = numba.njit(cache=True, nogil=True, inline="always")(_paeth)
+    _unfilter_grey16 = numba.njit(cache=True, nogil=True)(_unfilter_grey16)

@@ -44,18 +44,6 @@ class CameraName(IntEnum):
     SIDE_RIGHT = 5
 
 
-def camera_id(value: int | str) -> int:
-    """The camera's integer id; some public files store the enum's name instead."""
-    if isinstance(value, str):
-        try:
-            return int(CameraName[value.strip().upper()])
-        except KeyError:
-            raise ValueError(f"unknown camera name {value!r}") from None
-    if int(value) not in CameraName._value2member_map_:
-        raise ValueError(f"unknown camera id {value!r}")
-    return int(value)
-
-
 # CameraSegmentation.Type from camera_segmentation.proto.
 SEMANTIC_CLASSES: dict[int, str] = {
     0: "UNDEFINED",
