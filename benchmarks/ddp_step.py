@@ -35,10 +35,10 @@ from benchmarks.model_step import (
     build_step,
     case_fields,
     precision_name,
-    resolve_device,
     run_cases,
     time_steps,
 )
+from waymo_unet.devices import resolve_device
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.distributed import (
     DistributedContext,

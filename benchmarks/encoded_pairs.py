@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.input_data import SPLIT, BenchmarkInput
-from waymo_unet.data.ingest import SegmentResult, match_rows
+from waymo_unet.data.pairs import match_rows
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
     CAMERA_SEGMENTATION,

@@ -56,6 +56,7 @@ from waymo_unet.data.waymo import (
     CameraName,
 )
 from waymo_unet.datasets import WaymoComponentDataset
+from waymo_unet.devices import Precision, choose_precision
 from waymo_unet.evaluation.evaluate import (
     EvaluationConfig,
     WaymoEvaluation,
@@ -67,7 +68,6 @@ from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.prediction import predict_waymo_ids
 from waymo_unet.models.unet import UNetConfig, build_unet
-from waymo_unet.training.precision import Precision, choose_precision
 
 logger = logging.getLogger(__name__)
 

@@ -39,16 +39,12 @@ from PIL import Image
 
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.input_data import SPLIT, BenchmarkInput
-from waymo_unet.data.ingest import (
-    IngestionConfig,
-    SegmentResult,
-    SourceTree,
-    decode_pair,
-    ingest_segments,
-    plan_segment_jobs,
-)
+from waymo_unet.data.ingest import SourceTree, ingest_segments, plan_segment_jobs
+from waymo_unet.data.ingestion_config import IngestionConfig
+from waymo_unet.data.pairs import decode_pair
 from waymo_unet.data.parquet import ParquetSource
 from waymo_unet.data.png import decode_grey16
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     IMAGE_COLUMN,

@@ -61,7 +61,7 @@ def describe_machine() -> dict[str, object]:
     """A flat description printed above every benchmark table and stored with its JSON."""
     import torch
 
-    from waymo_unet.training.precision import cpu_has_native_bf16
+    from waymo_unet.devices import cpu_has_native_bf16
 
     machine: dict[str, object] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -41,6 +41,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.machine import describe_machine, format_table, peak_tflops
+from waymo_unet.devices import (
+    PRECISIONS,
+    Precision,
+    autotune_convolutions,
+    choose_precision,
+    cpu_has_native_bf16,
+    resolve_device,
+)
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.loop import (
     ModelWithLoss,
@@ -49,13 +57,6 @@ from waymo_unet.training.loop import (
     optimizer_step,
 )
 from waymo_unet.training.loss import SegmentationLoss
-from waymo_unet.training.precision import (
-    PRECISIONS,
-    Precision,
-    choose_precision,
-    cpu_has_native_bf16,
-)
-from waymo_unet.training.train import autotune_convolutions
 
 logger = logging.getLogger(__name__)
 COLUMNS = [
@@ -489,12 +490,6 @@ def run_model_step_benchmark(
         "failed": failed,
         "notes": notes,
     }
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from waymo_unet.config import config_from_params, value_fits
-from waymo_unet.data.ingest import IngestionConfig
+from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.training.data import AugmentConfig
 from waymo_unet.training.train import TrainConfig
 from waymo_unet.tuning.study import TuningConfig

@@ -30,8 +30,9 @@ from tests import waymo_files as wf
 from tests.evaluation.models import HalvesModel
 from tests.projects import PROJECT, make_project
 from waymo_unet.config_resolvers import gcs_url
-from waymo_unet.data.ingest import IngestionConfig, SegmentJob, ingest_segment
+from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
+from waymo_unet.data.segment import SegmentJob, ingest_segment
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,

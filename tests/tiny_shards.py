@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -40,6 +42,19 @@ LABEL_CATALOG = {
 }
 
 
+def write_shard(
+    store: ShardStore,
+    split: str,
+    segment: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    result: dict[str, Any],
+) -> None:
+    """Write a segment's shard as ingestion does: the arrays, then the commit record."""
+    store.write_arrays(split, segment, images, labels)
+    store.commit(split, segment, result)
+
+
 def write_tiny_shards(root, height: int = 16, width: int = 24) -> tuple[ShardStore, pd.DataFrame]:
     """Two training segments and one validation segment of 16x24 items, and their index."""
     store = ShardStore(str(root))
@@ -51,7 +66,7 @@ def write_tiny_shards(root, height: int = 16, width: int = 24) -> tuple[ShardSto
         ("validation", "c", 8),
     ):
         images, labels = make_segment(rng, items, height, width)
-        store.write_segment(split, segment, images, labels, {"fingerprint": "test"})
+        write_shard(store, split, segment, images, labels, {"fingerprint": "test"})
         rows += [
             {"split": split, "segment": segment, "item": i, "fingerprint": "test"}
             for i in range(items)

@@ -43,13 +43,10 @@ from benchmarks.machine import peak_tflops
 from benchmarks.model_step import StepCase, count_flops, run_model_step_benchmark
 from benchmarks.training_input import run_training_input_benchmark
 from tests import waymo_files as wf
-from waymo_unet.data.ingest import (
-    IngestionConfig,
-    SegmentJob,
-    SegmentResult,
-    decode_pair,
-    ingest_segment,
-)
+from waymo_unet.data.ingestion_config import IngestionConfig
+from waymo_unet.data.pairs import decode_pair
+from waymo_unet.data.segment import SegmentJob, ingest_segment
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -61,9 +58,9 @@ from waymo_unet.data.waymo import (
     PANOPTIC_DIVISOR_COLUMN,
     PANOPTIC_LABEL_COLUMN,
 )
+from waymo_unet.devices import cpu_has_native_bf16
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.distributed import launch
-from waymo_unet.training.precision import cpu_has_native_bf16
 
 TINY_INPUT = InputConfig(
     segments=2,

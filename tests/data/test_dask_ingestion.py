@@ -14,16 +14,12 @@ import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
 from tests.projects import make_project
-from waymo_unet.data.ingest import (
-    IngestionConfig,
-    SegmentJob,
-    SegmentResult,
-    ingest_segment,
-    ingest_segments,
-    plan_segment_jobs,
-)
+from waymo_unet.data.ingest import ingest_segments, plan_segment_jobs
+from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.data.parallel import map_unordered
 from waymo_unet.data.results import class_histograms, shard_index
+from waymo_unet.data.segment import SegmentJob, ingest_segment
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.datasets import WaymoComponentDataset
 

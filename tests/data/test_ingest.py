@@ -10,19 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests import waymo_files as wf
-from waymo_unet.data import ingest as ingest_module
+from waymo_unet.data import pairs as pairs_module
 from waymo_unet.data.decode import decode_camera_image, decode_panoptic_label
-from waymo_unet.data.ingest import (
-    NEW,
-    SETTINGS_CHANGED,
-    UNFINISHED,
-    IngestionConfig,
-    SegmentJob,
-    SegmentResult,
-    ingest_segment,
-    ingest_segments,
-    plan_segment_jobs,
-)
+from waymo_unet.data.ingest import ingest_segments, plan_segment_jobs
+from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.data.parallel import worker_name
 from waymo_unet.data.parquet import (
     ComponentFile,
@@ -30,6 +21,14 @@ from waymo_unet.data.parquet import (
     SchemaError,
     UnreadableFileError,
 )
+from waymo_unet.data.segment import (
+    NEW,
+    SETTINGS_CHANGED,
+    UNFINISHED,
+    SegmentJob,
+    ingest_segment,
+)
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import RESULT_FILE, ShardStore
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
@@ -164,7 +163,7 @@ def test_an_unusable_pair_is_quarantined_and_the_rest_written(
 def test_a_label_of_the_wrong_size_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
     decoded = []
     monkeypatch.setattr(
-        ingest_module,
+        pairs_module,
         "decode_panoptic_label",
         lambda png: decoded.append(png) or decode_panoptic_label(png),
     )

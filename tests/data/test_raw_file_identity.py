@@ -14,14 +14,11 @@ import pytest
 
 from tests import waymo_files as wf
 from tests.test_gcs import emulated_gcs as emulated_gcs  # a fixture, used by name
-from waymo_unet.data.ingest import (
-    IngestionConfig,
-    SegmentResult,
-    ingest_segments,
-    plan_segment_jobs,
-)
+from waymo_unet.data.ingest import ingest_segments, plan_segment_jobs
+from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.data.parquet import ParquetSource, SchemaError
 from waymo_unet.data.results import ingestion_report, quarantine_table, shard_index
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import CAMERA_SEGMENTATION_SCHEMA, KEY_CAMERA, PANOPTIC_LABEL_COLUMN
 from waymo_unet.datasets import WaymoComponentDataset

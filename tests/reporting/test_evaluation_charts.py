@@ -1,19 +1,15 @@
-"""The evaluation charts and summary: what is drawn, what is left out, how it is normalised."""
+"""The evaluation charts: what is drawn, what is left out, how it is normalised."""
 
 from __future__ import annotations
 
-import io
 import json
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from tests.reporting.vega_specs import walk
+from tests.reporting.vega_specs import data_rows, mark_types, renders, walk
 from waymo_unet.data.waymo import SEMANTIC_CLASSES
-from waymo_unet.reporting.charts import chart_png_bytes
 from waymo_unet.reporting.evaluation_charts import (
     MISSED,
     PLAIN,
@@ -21,7 +17,6 @@ from waymo_unet.reporting.evaluation_charts import (
     camera_iou_chart,
     confusion_chart,
     evaluation_class_iou_chart,
-    evaluation_summary,
 )
 
 # (ground truth, prediction) -> (weighted, pixels); every other cell of the 29x29 is 0.
@@ -83,57 +78,22 @@ def camera_iou() -> pd.DataFrame:
     )
 
 
-def metrics(miou: float | None, untrained: list[str]) -> dict[str, Any]:
-    """An evaluation_metrics dict with the keys the summary reads."""
-    return {
-        "split": "validation",
-        "waymo_weighted_miou": miou,
-        "miou": miou,
-        "weighted_pixel_accuracy": 0.5,
-        "pixel_accuracy": 0.25,
-        "images": 1200,
-        "segments": 2,
-        "quarantined_rows": 0,
-        "images_without_coverage": 3,
-        "averaged_classes": ["CAR", "ROAD", "TRAFFIC_LIGHT"],
-        "untrained_classes": untrained,
-    }
-
-
-def _rows(spec: dict) -> list[dict]:
-    """All inline data rows of a spec."""
-    return [row for rows in spec.get("datasets", {}).values() for row in rows]
-
-
 def _sort(spec: dict, channel: str) -> list[str]:
     """The explicit category order of a position channel (the first one found)."""
     return next(d[channel]["sort"] for d in walk(spec) if "sort" in d.get(channel, {}))
 
 
-def _marks(spec: dict) -> set[str]:
-    """Mark types used anywhere in a spec."""
-    found = {d["mark"] for d in walk(spec) if isinstance(d.get("mark"), str)}
-    return found | {d["mark"]["type"] for d in walk(spec) if isinstance(d.get("mark"), dict)}
-
-
-def _renders(chart: Any) -> None:
-    """The chart is valid enough for vl-convert to draw it."""
-    with Image.open(io.BytesIO(chart_png_bytes(chart, scale_factor=1))) as image:
-        assert image.width > 100
-        assert image.height > 100
-
-
 def test_confusion_rows_are_shares_of_the_weighted_ground_truth() -> None:
     chart = confusion_chart(confusion_table())
     spec = chart.to_dict()
-    cells = pd.DataFrame([r for r in _rows(spec) if "share" in r])
+    cells = pd.DataFrame([r for r in data_rows(spec) if "share" in r])
     sums = cells.groupby("ground_truth")["share"].sum()
     assert sums.to_dict() == pytest.approx({"CAR": 1.0, "ROAD": 1.0, "SKY": 1.0})
     car = cells[cells["ground_truth"] == "CAR"].set_index("predicted")
     assert car.loc["ROAD", "share"] == pytest.approx(0.25)  # weighted 1 of 4, not pixels 1 of 7
     assert car.loc[MISSED, "share"] == pytest.approx(0.5)
     assert car.loc["ROAD", "pixels"] == 1
-    _renders(chart)
+    renders(chart)
 
 
 def test_confusion_leaves_out_empty_rows_and_unpredicted_columns() -> None:
@@ -142,7 +102,7 @@ def test_confusion_leaves_out_empty_rows_and_unpredicted_columns() -> None:
     spec = confusion_chart(confusion_table(cells)).to_dict()
     assert _sort(spec, "y") == ["CAR", "ROAD", "SKY"]  # id order
     assert _sort(spec, "x") == [MISSED, "CAR", "ROAD", "SIDEWALK", "SKY"]
-    truths = {r["ground_truth"] for r in _rows(spec) if "share" in r}
+    truths = {r["ground_truth"] for r in data_rows(spec) if "share" in r}
     assert truths == {"CAR", "ROAD", "SKY"}
     tooltips = {t["field"] for d in walk(spec) for t in d.get("tooltip", []) if "field" in t}
     assert {"share", "weighted", "pixels"} <= tooltips
@@ -162,17 +122,17 @@ def test_class_iou_draws_averaged_classes_and_marks_untrained(class_iou: pd.Data
     chart = evaluation_class_iou_chart(class_iou)
     spec = chart.to_dict()
     assert _sort(spec, "y") == ["ROAD", "CAR", "TRAFFIC_LIGHT (not trained)"]  # best first
-    bars = pd.DataFrame([r for r in _rows(spec) if "measure" in r])
+    bars = pd.DataFrame([r for r in data_rows(spec) if "measure" in r])
     assert "TRUCK" not in set(bars["name"])
     assert set(bars["measure"]) == {WEIGHTED, PLAIN}
     road = bars[bars["name"] == "ROAD"].set_index("measure")["value"]
     assert road.to_dict() == pytest.approx({WEIGHTED: 0.8, PLAIN: 0.78})
     assert bars.loc[~bars["trained"], "name"].unique().tolist() == ["TRAFFIC_LIGHT"]
     assert "datum.trained" in json.dumps(spec)  # faded and dashed by that flag
-    rule = next(r["weighted_miou"] for r in _rows(spec) if "weighted_miou" in r)
+    rule = next(r["weighted_miou"] for r in data_rows(spec) if "weighted_miou" in r)
     assert rule == pytest.approx((0.8 + 0.4 + 0.0) / 3)
-    assert "rule" in _marks(spec)
-    _renders(chart)
+    assert "rule" in mark_types(spec)
+    renders(chart)
 
 
 def test_class_iou_reads_trained_flags_written_as_text(class_iou: pd.DataFrame) -> None:
@@ -186,15 +146,15 @@ def test_class_iou_reads_trained_flags_written_as_text(class_iou: pd.DataFrame) 
 
 def test_class_iou_with_no_averaged_class_has_no_rule(class_iou: pd.DataFrame) -> None:
     chart = evaluation_class_iou_chart(class_iou.assign(weighted_iou=np.nan, iou=np.nan))
-    assert "rule" not in _marks(chart.to_dict())
-    _renders(chart)
+    assert "rule" not in mark_types(chart.to_dict())
+    renders(chart)
 
 
 def test_camera_chart_in_camera_id_order(camera_iou: pd.DataFrame) -> None:
     chart = camera_iou_chart(camera_iou)
     spec = chart.to_dict()
     assert _sort(spec, "y") == ["FRONT", "FRONT_LEFT", "FRONT_RIGHT"]
-    bars = pd.DataFrame([r for r in _rows(spec) if "measure" in r])
+    bars = pd.DataFrame([r for r in data_rows(spec) if "measure" in r])
     front = bars[bars["camera_name"] == "FRONT"].set_index("measure")["value"]
     assert front.to_dict() == pytest.approx({WEIGHTED: 0.05, PLAIN: 0.048})
     domain = next(
@@ -202,24 +162,4 @@ def test_camera_chart_in_camera_id_order(camera_iou: pd.DataFrame) -> None:
     )
     assert domain[1] >= 0.05  # small scores get an axis they are readable on
     assert domain[1] < 1
-    _renders(chart)
-
-
-def test_summary_sets_both_evaluations_side_by_side() -> None:
-    table = evaluation_summary(
-        metrics(0.123456, ["TRAFFIC_LIGHT", "BIRD"]), metrics(None, [])
-    ).set_index("metric")
-    labels, training = table["at the labels' size"], table["at the training size"]
-    assert labels["weighted mIoU (Waymo)"] == "0.1235"
-    assert training["weighted mIoU (Waymo)"] == "n/a"  # NaN arrives as null
-    assert labels["images"] == "1,200"
-    assert labels["untrained classes"] == "TRAFFIC_LIGHT, BIRD"
-    assert training["untrained classes"] == "none"
-    assert labels["classes averaged"] == "3"
-
-
-def test_summary_names_a_missing_metric() -> None:
-    incomplete = metrics(0.5, [])
-    del incomplete["quarantined_rows"]
-    with pytest.raises(ValueError, match=r"at_training_size.*quarantined_rows"):
-        evaluation_summary(metrics(0.5, []), incomplete)
+    renders(chart)

@@ -1,4 +1,4 @@
-"""Class colours, overlays, panels and grids."""
+"""Overlays in the class colours, panels and grids."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from waymo_unet.data.palette import UNKNOWN_COLOUR, WAYMO_COLOURS
 from waymo_unet.data.synthetic import render_scene
-from waymo_unet.data.waymo import CLASS_ID, SEMANTIC_CLASSES, UNDEFINED
+from waymo_unet.data.waymo import CLASS_ID, UNDEFINED
 from waymo_unet.reporting import (
-    UNKNOWN_COLOUR,
-    WAYMO_COLOURS,
-    colour_lut,
     colourise,
     encode_png,
-    hex_colour,
     legend_entries,
     overlay,
     overlay_grid,
@@ -39,24 +36,6 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     predicted[predicted == ROAD] = UNDEFINED
     predicted[5:15, 40:45] = PEDESTRIAN
     return image, truth, predicted
-
-
-def test_palette_covers_every_class_with_distinct_colours() -> None:
-    assert set(WAYMO_COLOURS) == set(SEMANTIC_CLASSES)
-    assert len(set(WAYMO_COLOURS.values())) == len(SEMANTIC_CLASSES) == 29
-    assert WAYMO_COLOURS[UNDEFINED] == (0, 0, 0)
-    assert UNKNOWN_COLOUR not in WAYMO_COLOURS.values()
-
-
-def test_lut_maps_known_and_unknown_ids() -> None:
-    lut = colour_lut()
-    assert lut.shape == (256, 3)
-    assert lut.dtype == np.uint8
-    for class_id, colour in WAYMO_COLOURS.items():
-        assert tuple(lut[class_id]) == colour
-    assert tuple(lut[37]) == UNKNOWN_COLOUR
-    assert tuple(lut[255]) == UNKNOWN_COLOUR
-    assert hex_colour(ROAD) == "#{:02x}{:02x}{:02x}".format(*WAYMO_COLOURS[ROAD])
 
 
 def test_colourise_uses_the_class_colours() -> None:

@@ -12,12 +12,12 @@ import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812
 
 from tests.tiny_shards import LUT
+from waymo_unet.devices import Precision
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.distributed import DistributedContext
 from waymo_unet.training.loop import ModelWithLoss, train_one_epoch
 from waymo_unet.training.loss import SegmentationLoss
-from waymo_unet.training.precision import Precision
 from waymo_unet.training.train import TrainConfig, _build_run
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)

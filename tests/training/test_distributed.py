@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tests.tiny_shards import LUT
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.devices import Precision
 from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
@@ -28,7 +29,6 @@ from waymo_unet.training.distributed import (
 )
 from waymo_unet.training.job import TrainingJob, run_training
 from waymo_unet.training.loop import ModelWithLoss, gradient_sync
-from waymo_unet.training.precision import Precision
 from waymo_unet.training.train import TrainConfig, epoch_seed
 
 # Augmentation off, so both runs see the same pixels. On the CPU BatchNorm statistics stay

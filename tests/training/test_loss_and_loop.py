@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from waymo_unet import devices
+from waymo_unet.devices import Precision, choose_precision, cpu_has_native_bf16
 from waymo_unet.models.unet import UNetConfig, build_unet
-from waymo_unet.training import precision as precision_module
 from waymo_unet.training.data import AugmentConfig
 from waymo_unet.training.loop import (
     BatchSettings,
@@ -18,7 +19,6 @@ from waymo_unet.training.loop import (
     warmup_cosine,
 )
 from waymo_unet.training.loss import SegmentationLoss, soft_dice
-from waymo_unet.training.precision import Precision, choose_precision, cpu_has_native_bf16
 
 CPU = torch.device("cpu")
 
@@ -105,7 +105,7 @@ def test_auto_precision_on_cpu_follows_the_hardware():
 @pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, None)])
 def test_auto_precision_on_cpu_takes_either_path(monkeypatch, native, expected):
     # CI machines of one kind differ: this one takes one path, the next run the other.
-    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     assert choose_precision("auto", CPU).dtype == expected
 
 

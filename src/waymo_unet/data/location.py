@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
-from fsspec.core import url_to_fs
+from fsspec.core import strip_protocol, url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
@@ -23,9 +23,10 @@ class Location:
 
     def __post_init__(self) -> None:
         # A local folder is made absolute here: the processes that write into it (a Dask
-        # worker, a torchrun rank) may run in another working directory.
+        # worker, a torchrun rank) may run in another working directory. fsspec's public
+        # strip_protocol does it (as LocalFileSystem names paths: absolute, '/'-separated).
         if get_protocol(self.root) in LocalFileSystem.protocol:
-            object.__setattr__(self, "root", LocalFileSystem._strip_protocol(self.root))
+            object.__setattr__(self, "root", strip_protocol(self.root))
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from waymo_unet.data.ingest import SegmentResult
 from waymo_unet.data.label_catalog import HISTOGRAM_COLUMNS
+from waymo_unet.data.segment_result import SegmentResult
 
 REPORT_COLUMNS = [
     "split",

@@ -43,18 +43,6 @@ class ShardStore(Location):
         with fs.open(path, "r") as file:
             return json.load(file)
 
-    def write_segment(
-        self,
-        split: str,
-        segment: str,
-        images: np.ndarray,
-        labels: np.ndarray,
-        result: dict[str, Any],
-    ) -> None:
-        """Write a segment's arrays, then commit its result record."""
-        self.write_arrays(split, segment, images, labels)
-        self.commit(split, segment, result)
-
     def write_arrays(
         self, split: str, segment: str, images: np.ndarray, labels: np.ndarray
     ) -> None:
@@ -83,8 +71,8 @@ class ShardStore(Location):
         arrays = []
         for name in (IMAGES_FILE, LABELS_FILE):
             path = self.segment_path(split, segment, name)
-            if isinstance(fs, LocalFileSystem):
-                arrays.append(np.load(fs._strip_protocol(path), mmap_mode="r"))
+            if isinstance(fs, LocalFileSystem):  # a local root is a plain path (Location)
+                arrays.append(np.load(path, mmap_mode="r"))
             else:
                 with fs.open(path, "rb") as file:
                     arrays.append(np.load(file, allow_pickle=False))

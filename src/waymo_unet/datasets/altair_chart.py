@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 import fsspec
@@ -10,7 +11,8 @@ from kedro.io import AbstractDataset
 from kedro_datasets._typing import ImagePreview
 
 from waymo_unet.datasets.preview_image import image_preview
-from waymo_unet.reporting.charts import AnyChart, chart_html, spec_png_bytes
+from waymo_unet.reporting.chart_render import chart_html, spec_png_bytes
+from waymo_unet.reporting.chart_style import AnyChart
 
 FORMATS = ("vl.json", "html", "png")
 
@@ -43,7 +45,8 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
 
     def save(self, data: AnyChart) -> None:
         spec = data.to_dict()
-        self._fs.makedirs(self._fs._parent(self._stem), exist_ok=True)
+        # The stem is a path as its filesystem names it ('/'-separated, no protocol).
+        self._fs.makedirs(posixpath.dirname(self._stem), exist_ok=True)
         contents = {
             "vl.json": json.dumps(spec, indent=1).encode(),
             "html": chart_html(data).encode(),

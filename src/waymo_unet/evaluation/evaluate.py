@@ -23,10 +23,11 @@ import torch
 
 from waymo_unet.config import config_from_params
 from waymo_unet.data.decode import DecodeError
-from waymo_unet.data.ingest import SegmentResult
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.data.waymo import CameraName
+from waymo_unet.devices import choose_precision, resolve_device
 from waymo_unet.evaluation.reading import (
     EVALUATED,
     EncodedPair,
@@ -39,8 +40,6 @@ from waymo_unet.evaluation.reading import (
 from waymo_unet.evaluation.waymo_metric import WaymoConfusion, image_mean_iou
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.models.prediction import predict_waymo_ids
-from waymo_unet.training.precision import choose_precision
-from waymo_unet.training.train import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 
 from waymo_unet.data.decode import decode_camera_image, resize_label
-from waymo_unet.data.ingest import SegmentResult
+from waymo_unet.data.segment_result import SegmentResult
+from waymo_unet.devices import choose_precision, resolve_device
 from waymo_unet.evaluation.reading import (
     EvaluationSegment,
     decode_labelled_image,
@@ -23,8 +24,6 @@ from waymo_unet.evaluation.reading import (
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.models.prediction import predict_waymo_ids
 from waymo_unet.reporting.overlays import overlay_grid, overlay_panel
-from waymo_unet.training.precision import choose_precision
-from waymo_unet.training.train import resolve_device
 
 
 def lowest_scoring(images: pd.DataFrame, count: int) -> pd.DataFrame:

@@ -25,14 +25,10 @@ from waymo_unet.data.decode import (
     decode_panoptic_label,
     semantic_from_panoptic,
 )
-from waymo_unet.data.ingest import (
-    SegmentResult,
-    SourceTree,
-    check_pair_bytes,
-    match_rows,
-    read_pair_bytes,
-)
+from waymo_unet.data.ingest import SourceTree
+from waymo_unet.data.pairs import check_pair_bytes, match_rows, read_pair_bytes
 from waymo_unet.data.parquet import ComponentFile, ParquetSource
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.waymo import (
     CAMERA_IMAGE,
     CAMERA_SEGMENTATION,

@@ -19,11 +19,10 @@ import numpy as np
 import torch
 
 from waymo_unet.data.decode import DecodeError, decode_camera_image, jpeg_size
+from waymo_unet.devices import choose_precision, resolve_device
 from waymo_unet.inference.sources import NothingToSegmentError
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.models.prediction import predict_waymo_ids
-from waymo_unet.training.precision import choose_precision
-from waymo_unet.training.train import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.export.passes import move_to_device_pass
 
+from waymo_unet.data.palette import hex_colour
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.preprocessing import to_model_input
-from waymo_unet.reporting.colours import hex_colour
 
 MAX_BATCH = 1024
 

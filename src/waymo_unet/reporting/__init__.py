@@ -1,23 +1,17 @@
-"""Kedro-free reporting: class colours, segmentation overlays, Altair charts, HTML pages."""
+"""Kedro-free reporting: segmentation overlays, Altair charts, HTML pages.
 
-from waymo_unet.reporting.charts import (
-    AnyChart,
-    chart_html,
-    chart_png_bytes,
-    class_distribution_chart,
-    class_iou_chart,
-    save_chart,
-    training_chart,
-    tuning_chart,
+The class colours live with the class table, in ``waymo_unet.data.palette``.
+"""
+
+from waymo_unet.reporting.chart_render import chart_html, spec_png_bytes
+from waymo_unet.reporting.chart_style import AnyChart
+from waymo_unet.reporting.class_charts import class_distribution_chart, class_iou_chart
+from waymo_unet.reporting.evaluation_charts import (
+    camera_iou_chart,
+    confusion_chart,
+    evaluation_class_iou_chart,
 )
-from waymo_unet.reporting.colours import (
-    UNKNOWN_COLOUR,
-    WAYMO_COLOURS,
-    class_name,
-    colour_lut,
-    colour_of,
-    hex_colour,
-)
+from waymo_unet.reporting.evaluation_summary import evaluation_summary
 from waymo_unet.reporting.overlays import (
     colourise,
     encode_png,
@@ -27,28 +21,26 @@ from waymo_unet.reporting.overlays import (
     overlay_panel,
 )
 from waymo_unet.reporting.page import ReportSection, report_page
+from waymo_unet.reporting.training_charts import training_chart, tuning_chart
 
 __all__ = [
-    "UNKNOWN_COLOUR",
-    "WAYMO_COLOURS",
     "AnyChart",
     "ReportSection",
+    "camera_iou_chart",
     "chart_html",
-    "chart_png_bytes",
     "class_distribution_chart",
     "class_iou_chart",
-    "class_name",
-    "colour_lut",
-    "colour_of",
     "colourise",
+    "confusion_chart",
     "encode_png",
-    "hex_colour",
+    "evaluation_class_iou_chart",
+    "evaluation_summary",
     "legend_entries",
     "overlay",
     "overlay_grid",
     "overlay_panel",
     "report_page",
-    "save_chart",
+    "spec_png_bytes",
     "training_chart",
     "tuning_chart",
 ]

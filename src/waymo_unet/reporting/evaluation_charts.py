@@ -3,25 +3,24 @@
 Each builder takes a table the ``evaluation`` pipeline writes and shows Waymo's weighted
 score (every pixel counts ``1 / num_cameras_covered``) beside the plain one, so a gap
 between the two (pixels several cameras see) is visible at a glance.
-``evaluation_summary`` lays the headline numbers of two evaluations side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from waymo_unet.reporting.charts import (
+from waymo_unet.reporting.chart_style import (
     BAR_OUTLINE,
-    MEAN_RULE_COLOUR,
     SERIES_COLOURS,
     AnyChart,
-    _format,
-    _require,
+    format_or_na,
+    mean_rule,
+    require_columns,
 )
 
 WEIGHTED = "weighted (Waymo)"
@@ -30,18 +29,6 @@ MISSED = "UNDEFINED (missed)"
 NOT_TRAINED = "not trained"
 UNTRAINED_OPACITY = 0.4
 CONFUSION_COLUMNS = ("ground_truth_id", "ground_truth", "predicted_id", "predicted")
-SUMMARY_ROWS = {
-    "weighted mIoU (Waymo)": "waymo_weighted_miou",
-    "mIoU (plain)": "miou",
-    "weighted pixel accuracy": "weighted_pixel_accuracy",
-    "pixel accuracy": "pixel_accuracy",
-    "images": "images",
-    "segments": "segments",
-    "quarantined rows": "quarantined_rows",
-    "images without coverage": "images_without_coverage",
-    "classes averaged": "averaged_classes",
-    "untrained classes": "untrained_classes",
-}
 
 
 def confusion_chart(confusion: pd.DataFrame) -> AnyChart:
@@ -50,7 +37,7 @@ def confusion_chart(confusion: pd.DataFrame) -> AnyChart:
     Row-normalising makes rare classes as readable as road and sky; rows without ground
     truth (UNDEFINED, absent classes) and columns nothing was predicted as are left out.
     """
-    _require(confusion, (*CONFUSION_COLUMNS, "weighted", "pixels"), "confusion")
+    require_columns(confusion, (*CONFUSION_COLUMNS, "weighted", "pixels"), "confusion")
     data = _confusion_shares(confusion)
     rows = _names_in_id_order(data, "ground_truth_id", "ground_truth")
     columns = _names_in_id_order(data, "predicted_id", "predicted")
@@ -110,7 +97,7 @@ def evaluation_class_iou_chart(class_iou: pd.DataFrame) -> AnyChart:
     Only classes in the mean are drawn (IoU not NaN); untrained ones stay in, as Waymo's
     mean counts them, so the chart shows what they cost. The dashed rule is the weighted mean.
     """
-    _require(class_iou, ("class_id", "name", "trained", "weighted_iou", "iou"), "class_iou")
+    require_columns(class_iou, ("class_id", "name", "trained", "weighted_iou", "iou"), "class_iou")
     data = class_iou.assign(
         weighted_iou=pd.to_numeric(class_iou["weighted_iou"], errors="coerce"),
         iou=pd.to_numeric(class_iou["iou"], errors="coerce"),
@@ -141,11 +128,13 @@ def evaluation_class_iou_chart(class_iou: pd.DataFrame) -> AnyChart:
         strokeDash=alt.condition("datum.trained", alt.value([1, 0]), alt.value([3, 2])),
     )
     weighted_mean = float(data["weighted_iou"].mean()) if len(data) else float("nan")
-    layers = [bars] if np.isnan(weighted_mean) else [bars, _weighted_mean_rule(weighted_mean)]
+    rule = mean_rule(weighted_mean, "weighted_miou", "weighted mIoU")
+    layers = [bars] if np.isnan(weighted_mean) else [bars, rule]
     untrained = int((~data["trained"]).sum())
     subtitle = [
-        f"weighted mIoU over {len(data)} classes: {_format(weighted_mean, '.3f')} (dashed line); "
-        f"plain mIoU: {_format(float(data['iou'].mean()), '.3f')}",
+        f"weighted mIoU over {len(data)} classes: {format_or_na(weighted_mean, '.3f')} "
+        "(dashed line); "
+        f"plain mIoU: {format_or_na(float(data['iou'].mean()), '.3f')}",
         f"{untrained} of them not trained (faded, dashed outline) but counted, as Waymo counts "
         "them; classes absent from ground truth and prediction left out",
     ]
@@ -157,7 +146,7 @@ def evaluation_class_iou_chart(class_iou: pd.DataFrame) -> AnyChart:
 
 def camera_iou_chart(camera_iou: pd.DataFrame) -> AnyChart:
     """Weighted and plain mIoU of each camera, to show whether one camera drags the mean."""
-    _require(camera_iou, ("camera", "camera_name", "weighted_miou", "miou"), "camera_iou")
+    require_columns(camera_iou, ("camera", "camera_name", "weighted_miou", "miou"), "camera_iou")
     data = camera_iou.assign(
         camera=pd.to_numeric(camera_iou["camera"]).astype(int),
         camera_name=camera_iou["camera_name"].astype(str),
@@ -182,29 +171,6 @@ def camera_iou_chart(camera_iou: pd.DataFrame) -> AnyChart:
     return chart.properties(
         width=420,
         title=alt.Title("Waymo evaluation: mIoU per camera", subtitle=subtitle, anchor="start"),
-    )
-
-
-def evaluation_summary(
-    at_labels_size: Mapping[str, Any], at_training_size: Mapping[str, Any]
-) -> pd.DataFrame:
-    """The headline numbers of both evaluations as text, one column each, for a page table.
-
-    A missing key is refused by name: a renamed metric would otherwise show as blank.
-    """
-    for what, metrics in (
-        ("at_labels_size", at_labels_size),
-        ("at_training_size", at_training_size),
-    ):
-        missing = [key for key in SUMMARY_ROWS.values() if key not in metrics]
-        if missing:
-            raise ValueError(f"{what} metrics lack keys: {', '.join(missing)}")
-    return pd.DataFrame(
-        {
-            "metric": list(SUMMARY_ROWS),
-            "at the labels' size": [_text(at_labels_size, k) for k in SUMMARY_ROWS.values()],
-            "at the training size": [_text(at_training_size, k) for k in SUMMARY_ROWS.values()],
-        }
     )
 
 
@@ -257,7 +223,7 @@ def _paired(
     )
     long["measure"] = long["measure"].map({weighted: WEIGHTED, plain: PLAIN})
     long["value"] = long["value"].astype(float)
-    long["text"] = [_format(v, ".3f") for v in long["value"]]
+    long["text"] = [format_or_na(v, ".3f") for v in long["value"]]
     long["text_x"] = long["value"].fillna(0.0)
     return long
 
@@ -286,33 +252,3 @@ def _paired_bars(
         x=alt.X("text_x:Q"), y=y, yOffset=offset, text="text:N", tooltip=tooltip
     )
     return alt.layer(bars, text).properties(height={"step": 10, "for": "offset"})
-
-
-def _weighted_mean_rule(mean: float) -> alt.Chart:
-    """A dashed vertical rule at Waymo's weighted mIoU."""
-    return (
-        alt.Chart(pd.DataFrame({"weighted_miou": [mean]}))
-        .mark_rule(color=MEAN_RULE_COLOUR, strokeDash=[5, 3], strokeWidth=1.5)
-        .encode(
-            x="weighted_miou:Q",
-            tooltip=[alt.Tooltip("weighted_miou:Q", title="weighted mIoU", format=".3f")],
-        )
-    )
-
-
-def _text(metrics: Mapping[str, Any], key: str) -> str:
-    """One metric as page text: scores to 4 places, counts with separators, lists joined."""
-    value = metrics[key]
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    if key == "averaged_classes":
-        return str(len(value))
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value) or "none"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return format(value, ",")
-    if isinstance(value, float):
-        return format(value, ".4f")
-    return str(value)

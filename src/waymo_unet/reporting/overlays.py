@@ -13,8 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from waymo_unet.data.palette import class_name, colour_lut, colour_of
 from waymo_unet.data.waymo import UNDEFINED
-from waymo_unet.reporting.colours import class_name, colour_lut, colour_of
 
 PANEL_TITLES = ("image", "ground truth", "prediction")
 BACKGROUND = (255, 255, 255)

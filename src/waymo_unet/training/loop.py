@@ -18,9 +18,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from waymo_unet.devices import Precision
 from waymo_unet.training.data import AugmentConfig, prepare_batch
 from waymo_unet.training.metrics import ConfusionMatrix
-from waymo_unet.training.precision import Precision
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +123,14 @@ def train_one_epoch(
         inputs, targets = prepare_batch(
             images, labels, settings.device, settings.channels_last, settings.augment, generator
         )
-        steps_optimiser = step % accumulation == 0 or step == len(loader)
+        # Each step takes the mean over its group of micro-batches; the epoch's last group
+        # may be shorter than ``accumulation``, and is divided by its own size.
+        group_start = (step - 1) // accumulation * accumulation
+        group_size = min(accumulation, len(loader) - group_start)
+        steps_optimiser = step == group_start + group_size
         with gradient_sync(model_with_loss, steps_optimiser):
             loss = model_with_loss(inputs, targets)
-            optimisation.scaler.scale(loss / accumulation).backward()
+            optimisation.scaler.scale(loss / group_size).backward()
         if steps_optimiser:
             optimizer_step(model_with_loss, optimisation)
         total_loss += loss.detach()

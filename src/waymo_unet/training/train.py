@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from waymo_unet.config import config_from_params
 from waymo_unet.data.parallel import available_cores
+from waymo_unet.devices import autotune_convolutions, choose_precision, resolve_device
 from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
@@ -47,7 +48,6 @@ from waymo_unet.training.loop import (
 )
 from waymo_unet.training.loss import SegmentationLoss
 from waymo_unet.training.metrics import ConfusionMatrix, SegmentationMetrics, majority_class_metrics
-from waymo_unet.training.precision import choose_precision
 
 logger = logging.getLogger(__name__)
 
@@ -116,24 +116,6 @@ class TrainResult:
     history: list[dict[str, float]]
     final_metrics: SegmentationMetrics
     baseline_metrics: SegmentationMetrics | None = None
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def autotune_convolutions(device: torch.device) -> None:
-    """On CUDA, let cuDNN time its convolution algorithms per input shape and keep the fastest.
-
-    Training and evaluation batches have one fixed size, so the search (a few steps) pays
-    off for the rest of the run. The flag is process-wide and stays set, which suits any
-    later model call of fixed size too (inference resizes to the model's size). The CPU
-    has nothing to tune.
-    """
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
 
 
 def run_fingerprint(config: TrainConfig, unet: UNetConfig, data_signature: dict[str, Any]) -> str:

@@ -8,13 +8,9 @@ from typing import Any
 import pandas as pd
 
 from waymo_unet.data import results as tables
-from waymo_unet.data.ingest import (
-    IngestionConfig,
-    SegmentResult,
-    SourceTree,
-    ingest_segments,
-    plan_segment_jobs,
-)
+from waymo_unet.data.ingest import SourceTree, ingest_segments, plan_segment_jobs
+from waymo_unet.data.ingestion_config import IngestionConfig
+from waymo_unet.data.segment_result import SegmentResult
 from waymo_unet.data.shards import ShardStore
 
 logger = logging.getLogger(__name__)

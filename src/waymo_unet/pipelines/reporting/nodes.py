@@ -10,22 +10,18 @@ from PIL import Image
 
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.bundle import SegmentationModel
-from waymo_unet.reporting.charts import (
-    AnyChart,
-    class_distribution_chart,
-    class_iou_chart,
-    spec_png_bytes,
-    training_chart,
-    tuning_chart,
-)
+from waymo_unet.reporting.chart_render import spec_png_bytes
+from waymo_unet.reporting.chart_style import AnyChart
+from waymo_unet.reporting.class_charts import class_distribution_chart, class_iou_chart
 from waymo_unet.reporting.evaluation_charts import (
     camera_iou_chart,
     confusion_chart,
     evaluation_class_iou_chart,
-    evaluation_summary,
 )
+from waymo_unet.reporting.evaluation_summary import evaluation_summary
 from waymo_unet.reporting.overlays import encode_png
 from waymo_unet.reporting.page import ReportSection, report_page
+from waymo_unet.reporting.training_charts import training_chart, tuning_chart
 from waymo_unet.reporting.validation import validation_overlays
 
 

@@ -1,8 +1,9 @@
-"""One fixed colour per Waymo semantic class, shared by overlays and charts.
+"""One fixed colour per Waymo semantic class, kept beside the class table it colours.
 
-The palette follows Cityscapes where a class has a Cityscapes twin (road purple-grey, sky
-blue, vegetation green, car dark blue, person red), so the images read like the figures
-people already know; the colours never change, so every report of every run agrees.
+Overlays, charts and the exported model's manifest all read it here. The palette follows
+Cityscapes where a class has a Cityscapes twin (road purple-grey, sky blue, vegetation
+green, car dark blue, person red), so the images read like the figures people already
+know; the colours never change, so every report of every run agrees.
 """
 
 from __future__ import annotations
