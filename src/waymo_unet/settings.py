@@ -3,12 +3,16 @@
 import warnings
 
 from waymo_unet.config_resolvers import gcs_url
+from waymo_unet.hooks import ParameterCheckHooks
 
 # kedro 1.7 calls an OmegaConf API that OmegaConf 2.4 deprecated: not ours to fix, and it
 # would open every run with three warnings (the tests filter it in pyproject.toml).
 warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
+
+# A misspelt or mistyped parameter stops `kedro run` before its first node, in one line.
+HOOKS = (ParameterCheckHooks(),)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

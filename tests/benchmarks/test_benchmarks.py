@@ -6,6 +6,7 @@ import json
 import weakref
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,33 +15,27 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import ddp_step, model_step
-from benchmarks.__main__ import Profile, make_profile, parse_args, run, scaling_note
+from benchmarks import ddp_step, model_step, step_timer
+from benchmarks.__main__ import run
+from benchmarks.decoders import LABEL_DECODERS
 from benchmarks.encoded_pairs import EncodedPairReader, pair_locations
 from benchmarks.estimate import DatasetCounts, Rates, duration, estimate_full_run
-from benchmarks.evaluation import EvaluationBenchmark, naive_matrices, run_evaluation_benchmark
+from benchmarks.evaluation import run_evaluation_benchmark
+from benchmarks.evaluation_notebook import naive_matrices
+from benchmarks.evaluation_results import EvaluationBenchmark
 from benchmarks.inference import run_inference_benchmark
-from benchmarks.ingestion import (
-    LABEL_DECODERS,
-    CountingFile,
-    CountingParquetSource,
-    ProjectRun,
-    RemoteStorage,
-    bytes_logged,
-    median_run,
-    new_log_dir,
-    open_counted,
-    project_ingest,
-    read_log,
-    reads_logged,
-    run_ingestion_benchmark,
-    steady_seconds,
-    warm_rate,
-    worker_scaling,
-)
+from benchmarks.ingestion import run_ingestion_benchmark
+from benchmarks.ingestion_results import WorkerScaling
+from benchmarks.ingestion_runs import ProjectRun, project_ingest
 from benchmarks.input_data import SPLIT, InputConfig, write_input
-from benchmarks.machine import peak_tflops
-from benchmarks.model_step import StepCase, count_flops, run_model_step_benchmark
+from benchmarks.machine import conv_peak, peak_tflops
+from benchmarks.model_step import run_model_step_benchmark
+from benchmarks.profile import Profile, make_profile, parse_args
+from benchmarks.read_log import CountingFile, new_log_dir, read_log
+from benchmarks.remote_storage import CountingParquetSource, RemoteStorage, open_counted
+from benchmarks.step_cases import StepCase
+from benchmarks.step_timer import count_flops
+from benchmarks.timing import median_run
 from benchmarks.training_input import run_training_input_benchmark
 from tests import waymo_files as wf
 from waymo_unet.data.ingestion_config import IngestionConfig
@@ -116,8 +111,8 @@ def test_counting_file_counts_what_reads_return(tmp_path):
         file.readinto(bytearray(50))
         file.seek(0)
         file.read()
-    assert bytes_logged(log_dir) == {str(path): 1150}
-    assert reads_logged(log_dir) == 3
+    assert read_log(log_dir).per_file == {str(path): (1150, 3)}
+    assert (read_log(log_dir).bytes, read_log(log_dir).reads) == (1150, 3)
 
 
 def test_remote_file_fetches_ranges_behind_a_read_ahead_cache(tmp_path, monkeypatch):
@@ -134,7 +129,7 @@ def test_remote_file_fetches_ranges_behind_a_read_ahead_cache(tmp_path, monkeypa
         file.seek(900)
         assert file.read() == content[900:]
     assert waits == [400, 124]  # each request waits for what it fetches
-    assert read_log(log_dir) == {str(path): (524, 2)}
+    assert read_log(log_dir).per_file == {str(path): (524, 2)}
 
 
 def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
@@ -156,7 +151,7 @@ def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
         IngestionConfig(64, 96, splits=(SPLIT,)),
     )
     result = ingest_segment(job)
-    selected_bytes = bytes_logged(log_dir)[str(image_path)]
+    selected_bytes = read_log(log_dir).bytes_of(str(image_path))
 
     whole_log = new_log_dir(tmp_path)
     with CountingFile(open(image_path, "rb"), str(image_path), str(whole_log)) as file:
@@ -184,7 +179,7 @@ def test_row_group_selection_reads_fewer_bytes_for_the_same_pairs(tmp_path):
     np.testing.assert_array_equal(shard_labels, np.stack([d.label for d in decoded]))
     file_size = image_path.stat().st_size
     assert selected_bytes < file_size / 2
-    assert selected_bytes < bytes_logged(whole_log)[str(image_path)]
+    assert selected_bytes < read_log(whole_log).bytes_of(str(image_path))
 
 
 def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path):
@@ -192,36 +187,38 @@ def test_ingestion_section_counts_bytes_in_worker_processes(tiny_input, tmp_path
     section, run_1 = run_ingestion_benchmark(
         tiny_input, 32, 48, (1, 2), tmp_path, repeats=2, storage=storage
     )
-    naive, one, two = section["rows"]
-    assert naive["pairs"] == one["pairs"] == two["pairs"] == tiny_input.labelled_pairs
-    assert one["warm_pairs_per_s"] > 0  # one worker, two segments: the second is warm
-    assert section["worker_scaling"]["workers"] == [1, 2]
-    assert naive["read_fraction"] >= 1.0  # whole files, footers read more than once
-    assert 0 < two["bytes_read"] == one["bytes_read"] < naive["bytes_read"]
-    assert section["agreement"]["pairs_matched"] == tiny_input.labelled_pairs
-    assert section["agreement"]["label_agreement"] == 1.0
-    assert (
-        section["image_row_groups"]["with_labelled_frames"] < section["image_row_groups"]["total"]
-    )
+    naive, one, two = section.rows
+    assert naive.pairs == one.pairs == two.pairs == tiny_input.labelled_pairs
+    assert one.warm_pairs_per_s > 0  # one worker, two segments: the second is warm
+    assert section.worker_scaling.workers == (1, 2)
+    assert naive.read_fraction >= 1.0  # whole files, footers read more than once
+    assert 0 < two.bytes_read == one.bytes_read < naive.bytes_read
+    assert section.agreement.pairs_matched == tiny_input.labelled_pairs
+    assert section.agreement.label_agreement == 1.0
+    assert section.image_row_groups.with_labelled_frames < section.image_row_groups.total
+    assert section.fastest_project in (one, two)
     assert run_1.workers == 1
-    assert naive["runs"] == one["runs"] == two["runs"] == 2
-    assert section["decode_only_pairs_per_s"] > 0
-    assert set(section["label_decode_ms"]) == set(LABEL_DECODERS)
-    assert all(ms > 0 for ms in section["label_decode_ms"].values())
-    remote_naive, unread, read_ahead, two_workers, four_workers = section["remote"]["rows"]
-    assert (two_workers["workers"], four_workers["workers"]) == (2, 4)
-    assert two_workers["pairs"] == four_workers["pairs"] == naive["pairs"]
-    assert remote_naive["pairs"] == unread["pairs"] == read_ahead["pairs"] == naive["pairs"]
-    assert (unread["read_ahead"], read_ahead["read_ahead"]) == (0, 1)
-    assert unread["bytes_read"] == read_ahead["bytes_read"] == one["bytes_read"]  # none extra
-    assert read_ahead["reads"] == unread["reads"] > 0  # requests, on the modelled storage
+    assert naive.runs == one.runs == two.runs == 2
+    assert section.decode_only_pairs_per_s > 0
+    assert set(section.label_decode_ms) == set(LABEL_DECODERS)
+    assert all(ms > 0 for ms in section.label_decode_ms.values())
+    assert section.table_rows()[0]["read_ahead"] == "-"  # the baseline has none
+    remote_naive, unread, read_ahead, two_workers, four_workers = section.remote.rows
+    assert (two_workers.workers, four_workers.workers) == (2, 4)
+    assert two_workers.pairs == four_workers.pairs == naive.pairs
+    assert remote_naive.pairs == unread.pairs == read_ahead.pairs == naive.pairs
+    assert (unread.read_ahead, read_ahead.read_ahead) == (0, 1)
+    assert unread.bytes_read == read_ahead.bytes_read == one.bytes_read  # none extra
+    assert read_ahead.reads == unread.reads > 0  # requests, on the modelled storage
+    assert all(row.storage_wait_s > 0 for row in section.remote.rows)
+    json.dumps(asdict(section), default=str)
 
 
 @pytest.mark.parametrize(("workers", "expected"), [(1, 4.0), (2, 3.0), (4, 3.0)])
 def test_steady_time_is_shared_among_workers_but_never_below_the_slowest_segment(workers, expected):
     results = [SegmentResult(SPLIT, name, seconds=s) for name, s in (("a", 1.0), ("b", 3.0))]
     run = ProjectRun(workers, 10, 5.0, 0, 0, ShardStore("/tmp/unused"), results)
-    assert steady_seconds(run) == expected
+    assert run.steady_seconds == expected
 
 
 def segment(name: str, worker: str, started: float, seconds: float, pairs: int) -> SegmentResult:
@@ -247,20 +244,20 @@ def test_warm_rate_leaves_out_each_workers_first_segment(segments, expected):
         for name, worker, started, seconds, pairs in (s.split(":") for s in segments.split())
     ]
     run = ProjectRun(2, 50, 9.0, 0, 0, ShardStore("/tmp/unused"), results)
-    assert warm_rate(run) == pytest.approx(expected)
+    assert run.warm_rate == pytest.approx(expected)
 
 
 def test_scaling_is_not_applicable_without_a_warm_rate():
-    def row(workers: int, steady: float, warm: float | None) -> dict[str, object]:
-        return {"workers": workers, "steady_pairs_per_s": steady, "warm_pairs_per_s": warm}
+    def row(workers: int, steady: float, warm: float | None) -> SimpleNamespace:
+        return SimpleNamespace(workers=workers, steady_pairs_per_s=steady, warm_pairs_per_s=warm)
 
-    measured = worker_scaling([row(1, 40.0, 50.0), row(2, 60.0, 90.0)])
-    assert measured == {"workers": [1, 2], "steady": 1.5, "warm": 1.8}
-    assert scaling_note(measured) == "from 1 to 2 workers: 1.50x steady, 1.80x warm"
-    unmeasured = worker_scaling([row(1, 40.0, 50.0), row(2, 60.0, None)])
-    assert unmeasured["warm"] is None
-    assert scaling_note(unmeasured) == "from 1 to 2 workers: 1.50x steady, n/a warm"
-    assert "no scaling measured" in scaling_note(worker_scaling([row(2, 60.0, None)]))
+    measured = WorkerScaling.of([row(1, 40.0, 50.0), row(2, 60.0, 90.0)])
+    assert measured == WorkerScaling((1, 2), 1.5, 1.8)
+    assert measured.note() == "from 1 to 2 workers: 1.50x steady, 1.80x warm"
+    unmeasured = WorkerScaling.of([row(1, 40.0, 50.0), row(2, 60.0, None)])
+    assert unmeasured.warm is None
+    assert unmeasured.note() == "from 1 to 2 workers: 1.50x steady, n/a warm"
+    assert "no scaling measured" in WorkerScaling.of([row(2, 60.0, None)]).note()
 
 
 @pytest.mark.parametrize(
@@ -275,19 +272,20 @@ def test_training_input_section_delivers_batches(tiny_input, tmp_path):
     section = run_training_input_benchmark(
         tiny_input, shards, batch_size=4, shard_epochs=2, workers=0
     )
-    assert section["size"] == [32, 48]
-    assert section["items"] == tiny_input.labelled_pairs
-    assert len(section["rows"]) == 5
-    for row in section["rows"]:
+    assert section.size == (32, 48)
+    assert section.items == tiny_input.labelled_pairs
+    assert len(section.rows()) == 5
+    for row in section.rows():
         assert row["images"] > 0
         assert row["images_per_s"] > 0
+    assert section.notebook.speedup == 1.0
 
 
 def test_model_step_section_counts_flops_and_shrinks_emulated_bf16():
     section = run_model_step_benchmark(
         TINY_UNET, CPU, 2, 32, 48, 0, 1, emulated_bf16="shrink", shrunk_size=(16, 24)
     )
-    rows = section["rows"]
+    rows = section.rows
     assert [(r["precision"], r["channels_last"]) for r in rows[:2]] == [
         ("fp32", False),
         ("fp32", True),
@@ -327,10 +325,10 @@ def test_command_line_sizes_reach_every_section_on_cuda():
 
 def test_inference_section_checks_the_exported_logits():
     section = run_inference_benchmark(TINY_UNET, 20, 28, 2, CPU, warmup=0, iterations=1)
-    assert section["passed"]
-    assert section["max_abs_logit_difference"] <= section["tolerance"]
-    assert section["argmax_agreement"] == 1.0
-    assert [r["model"] for r in section["rows"]] == [
+    assert section.passed
+    assert section.max_abs_logit_difference <= section.tolerance
+    assert section.argmax_agreement == 1.0
+    assert [r["model"] for r in section.rows()] == [
         "eager SegmentationModel",
         "exported DeployedModel",
     ]
@@ -387,17 +385,16 @@ def test_estimate_adds_ingestion_and_epochs_and_names_the_bound():
     counts = DatasetCounts()
     rates = Rates("test", 100.0, 10.0, 30.0, 1000.0, notebook_input_images_per_s=5.0)
     section = estimate_full_run(rates, epochs=2, counts=counts)
-    ingestion, train, evaluate, full = section["rows"][:4]
-    assert ingestion["seconds"] == pytest.approx(counts.pairs / 100)
-    assert train["seconds"] == pytest.approx(counts.train_images / 10)
-    assert evaluate["seconds"] == pytest.approx(counts.val_images / 30)
-    assert full["seconds"] == pytest.approx(
-        ingestion["seconds"] + 2 * (train["seconds"] + evaluate["seconds"])
-    )
-    assert section["bound_by"] == "training compute"
+    ingestion, train, evaluate, full = section.rows[:4]
+    assert ingestion.seconds == pytest.approx(counts.pairs / 100)
+    assert train.seconds == pytest.approx(counts.train_images / 10)
+    assert evaluate.seconds == pytest.approx(counts.val_images / 30)
+    assert full.seconds == pytest.approx(ingestion.seconds + 2 * (train.seconds + evaluate.seconds))
+    assert "images_per_s" not in full.table_row()  # the total has no rate
+    assert section.bound_by == "training compute"
     starved = estimate_full_run(Rates("test", 100.0, 10.0, 30.0, 5.0), epochs=2)
-    assert starved["rows"][1]["bound_by"] == "input pipeline"
-    assert section["rows"][4]["bound_by"] == "input pipeline"  # the notebook decodes per epoch
+    assert starved.rows[1].bound_by == "input pipeline"
+    assert section.rows[4].bound_by == "input pipeline"  # the notebook decodes per epoch
     assert duration(90) == "1.5 min"
     assert duration(3 * 86_400) == "3.0 d"
 
@@ -438,6 +435,12 @@ def test_every_section_runs_in_one_call_on_a_tiny_profile(tiny_input, tmp_path, 
         "estimate",
     }
     assert results["inference"]["passed"]
+    rates = results["estimate"]["rates"]  # taken from the sections' fields
+    project = [row for row in results["ingestion"]["rows"] if not row["baseline"]]
+    assert rates["ingestion_pairs_per_s"] == max(row["steady_pairs_per_s"] for row in project)
+    loader = results["training_input"]
+    assert rates["notebook_input_images_per_s"] == loader["notebook"]["images_per_s"]
+    assert rates["input_images_per_s"] == loader["prepared"]["images_per_s"]  # on the CPU
     evaluation = results["evaluation"]
     assert evaluation["agreement"]["ground_truth_equal"]
     assert evaluation["paths"][0]["images"] == evaluation["paths"][1]["images"] > 0
@@ -475,7 +478,7 @@ def test_reading_all_pairs_decompresses_each_row_group_once(tiny_input, monkeypa
 def test_a_failed_model_step_case_is_reported_and_freed_before_the_next_runs(monkeypatch):
     """A case that runs out of memory (or fails to compile) while holding tensors: its
     memory is released once the exception is gone, the next case runs, both are reported."""
-    measure, release = model_step.measure_step, model_step.release_memory
+    measure, release = model_step.measure_step, step_timer.release_memory
     held: list[weakref.ref] = []
     freed_after_release: list[bool] = []
 
@@ -496,7 +499,7 @@ def test_a_failed_model_step_case_is_reported_and_freed_before_the_next_runs(mon
         freed_after_release.append(all(ref() is None for ref in held))
 
     monkeypatch.setattr(model_step, "measure_step", failing_with_dice)
-    monkeypatch.setattr(model_step, "release_memory", spied_release)
+    monkeypatch.setattr(step_timer, "release_memory", spied_release)
     cases = [
         StepCase("fp32", False, dice_weight=0.5),
         StepCase("fp32", False),
@@ -505,20 +508,20 @@ def test_a_failed_model_step_case_is_reported_and_freed_before_the_next_runs(mon
     ]
     section = run_model_step_benchmark(TINY_UNET, CPU, 2, 32, 48, 0, 1, cases=cases)
     assert freed_after_release == [True] * 4  # before each next case, with cuda's empty_cache
-    assert [(r["precision"], r["dice_weight"]) for r in section["rows"]] == [
+    assert [(r["precision"], r["dice_weight"]) for r in section.rows] == [
         ("fp32", 0.0),
         ("bf16", 0.0),
     ]
-    assert all(r["images_per_s"] > 0 for r in section["rows"])
-    failed = {(r["precision"], r["dice_weight"]): r["status"] for r in section["failed"]}
+    assert all(r["images_per_s"] > 0 for r in section.rows)
+    failed = {(r["precision"], r["dice_weight"]): r["status"] for r in section.failed}
     assert failed[("fp32", 0.5)] == "out of memory"
     assert failed[("bf16", 0.5)] == "failed: RuntimeError: compiler failed (simulated)"
     assert any(
-        "fp32, eager, dice 0.5" in note and "out of memory" in note for note in section["notes"]
+        "fp32, eager, dice 0.5" in note and "out of memory" in note for note in section.notes
     )
     skipped = run_model_step_benchmark(TINY_UNET, CPU, 2, 32, 48, 0, 1, cases=cases, budget_s=0)
-    assert not skipped["rows"]
-    assert all(r["status"].startswith("skipped") for r in skipped["failed"])
+    assert not skipped.rows
+    assert all(r["status"].startswith("skipped") for r in skipped.failed)
 
 
 def test_the_gpu_check_model_step_options_run_on_the_cpu(tmp_path):
@@ -548,7 +551,7 @@ def test_the_gpu_check_model_step_options_run_on_the_cpu(tmp_path):
 
     model_flops = 2 * count_flops(TINY_UNET, 32, 48)
     for weight in (0.0, 0.5):
-        step = model_step.build_step(
+        step = step_timer.build_step(
             StepCase("fp32", False, dice_weight=weight), TINY_UNET, 2, 32, 48, CPU
         )
         with FlopCounterMode(display=False) as counter:
@@ -562,17 +565,17 @@ def test_mfu_divides_by_the_peak_of_the_precision_the_convolutions_run_in(monkey
     rows = [
         {"precision": p, "height": 32, "width": 48, "images_per_s": 1e6} for p in ("bf16", "fp32")
     ]
-    model_step.add_flop_rates(rows, TINY_UNET, torch.device("cuda"), gpus=2)
+    step_timer.add_flop_rates(rows, TINY_UNET, torch.device("cuda"), gpus=2)
     tflop_per_s = count_flops(TINY_UNET, 32, 48) * 1e6 / 1e12
     assert rows[0]["peak"] == "bf16 dense 989"
     assert rows[0]["mfu"] == pytest.approx(tflop_per_s / (2 * 989.0))
     assert rows[1]["peak"] == "tf32 dense 494.7"  # cuDNN's default for fp32 convolutions
     assert rows[1]["mfu"] == pytest.approx(tflop_per_s / (2 * 494.7))
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    assert model_step.conv_peak("fp32", "NVIDIA H100 80GB HBM3") == ("fp32", 67.0)
-    assert model_step.conv_peak("fp32", "NVIDIA H100 PCIe") == ("fp32", 51.0)
-    assert model_step.conv_peak("fp32", "NVIDIA T4") == ("fp32", 8.1)  # no TF32
-    assert model_step.conv_peak("fp32", "Some Future GPU") == ("fp32", None)
+    assert conv_peak("fp32", "NVIDIA H100 80GB HBM3") == ("fp32", 67.0)
+    assert conv_peak("fp32", "NVIDIA H100 PCIe") == ("fp32", 51.0)
+    assert conv_peak("fp32", "NVIDIA T4") == ("fp32", 8.1)  # no TF32
+    assert conv_peak("fp32", "Some Future GPU") == ("fp32", None)
 
 
 def test_the_ddp_step_runs_on_two_cpu_ranks(tmp_path):

@@ -140,7 +140,7 @@ def test_config_rejects_bad_values(overrides: dict[str, object], message: str) -
 
 def test_config_defaults_and_is_frozen() -> None:
     config = UNetConfig(num_classes=12)
-    assert (config.in_channels, config.base_channels, config.depth) == (3, 32, 4)
+    assert (config.in_channels, config.base_channels, config.depth) == (3, 16, 4)
     assert config.bilinear is True
     assert config.dropout == 0.0
     assert config.size_multiple == 16
@@ -171,10 +171,41 @@ def test_config_from_dict_fills_defaults_and_stores_dropout_as_float() -> None:
 
 
 def test_config_from_dict_rejects_unknown_and_missing_keys() -> None:
-    with pytest.raises(ValueError, match="unknown U-Net config keys: n_classes"):
+    """A checkpoint's config is named as such, not as a parameters file."""
+    with pytest.raises(ValueError, match=r"unknown key unet_config\.n_classes=3.*model checkpoint"):
         UNetConfig.from_dict({"num_classes": 3, "n_classes": 3})
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(ValueError, match=r"missing key unet_config\.num_classes \(see the"):
         UNetConfig.from_dict({"depth": 3})
+    with pytest.raises(ValueError, match=r"unet_config\.depth must be an integer, got '3'"):
+        UNetConfig.from_dict({"num_classes": 3, "depth": "3"})
+    with pytest.raises(ValueError, match=r"^(?!.*parameters_training).*model checkpoint"):
+        UNetConfig.from_dict({"num_classes": 3, "depth": 0})
+
+
+def test_config_from_params_takes_the_class_count_from_the_catalogue() -> None:
+    config = UNetConfig.from_params({"base_channels": 4, "depth": 2, "dropout": 0}, num_classes=5)
+    assert config == UNetConfig(num_classes=5, base_channels=4, depth=2)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"depht": 2},
+            r"unknown key training\.model\.depht=2; did you mean training\.model\.depth\?",
+        ),
+        ({"dropout": "abc"}, r"training\.model\.dropout must be a number, got 'abc'"),
+        ({"bilinear": 1}, r"training\.model\.bilinear must be true or false, got 1"),
+        ({"num_classes": 3}, r"training\.model\.num_classes=3 is not a setting"),
+        ({"depth": 0}, r"training\.model .*depth must be an int >= 1, got 0"),
+    ],
+)
+def test_config_from_params_names_a_bad_key_and_its_file(
+    params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        UNetConfig.from_params(params, num_classes=3)
+    assert "conf/base/parameters_training.yml" in str(error.value)
 
 
 def test_model_keeps_its_config() -> None:

@@ -11,7 +11,6 @@ traced to the segments that hold them.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from waymo_unet.config import config_from_params
+from waymo_unet.config import config_from_params, value_fits
 from waymo_unet.data.waymo import SEMANTIC_CLASSES, SPLITS, UNDEFINED
 
 logger = logging.getLogger(__name__)
@@ -47,19 +46,19 @@ class LabelCatalogConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.fit_split, str) or not self.fit_split:
             raise ValueError(f"fit_split must be a non-empty string, got {self.fit_split!r}")
-        if not _is_int(self.ignore_id) or self.ignore_id < 0:
+        if not value_fits(self.ignore_id, int) or self.ignore_id < 0:
             raise ValueError(f"ignore_id must be a non-negative int, got {self.ignore_id!r}")
-        if not _is_int(self.ignore_index) or not 0 <= self.ignore_index <= 255:
+        if not value_fits(self.ignore_index, int) or not 0 <= self.ignore_index <= 255:
             raise ValueError(
                 f"ignore_index must be an int in 0..255 (labels are uint8), "
                 f"got {self.ignore_index!r}"
             )
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if not _is_number(self.enet_c) or not self.enet_c > 1.0:
+        if not value_fits(self.enet_c, float) or not self.enet_c > 1.0:
             raise ValueError(f"enet_c must be a number > 1 (so ln(c + f) > 0), got {self.enet_c!r}")
         if self.max_weight is not None and (
-            not _is_number(self.max_weight) or not self.max_weight > 0
+            not value_fits(self.max_weight, float) or not self.max_weight > 0
         ):
             raise ValueError(
                 f"max_weight must be a positive number or None, got {self.max_weight!r}"
@@ -71,18 +70,6 @@ class LabelCatalogConfig:
         return config_from_params(
             cls, dict(params or {}), "label_catalog", "parameters_label_catalog.yml"
         )
-
-
-def _is_int(value: object) -> bool:
-    """True for ints (numpy ones too), false for bools, which are ints by accident."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_number(value: object) -> bool:
-    """True for finite real numbers other than bools."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        return False
-    return math.isfinite(float(value))
 
 
 def class_weights(frequencies: np.ndarray, config: LabelCatalogConfig) -> np.ndarray:
@@ -296,7 +283,7 @@ def id_to_index_lut(catalog_json: Mapping[str, Any], size: int = 256) -> np.ndar
     Training applies it as ``lut[label]`` to uint8 label arrays, so the default size 256
     covers every value; ignore id, unknown ids and untrained classes all map to ignore.
     """
-    if not _is_int(size) or size < 1:
+    if not value_fits(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     ignore_index = int(catalog_json["ignore_index"])
     if not 0 <= ignore_index <= 255:

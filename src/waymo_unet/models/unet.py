@@ -10,26 +10,17 @@ catalogue, never from a constant here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor, nn
 
+from waymo_unet.config import checked_config, config_from_params, value_fits
 
-def _is_int(value: object) -> bool:
-    """True for ints, false for bools, which are ints by accident."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    """True for finite ints and floats other than bools."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(float(value))
+PARAMETERS_FILE = "parameters_training.yml"
 
 
 @dataclass(frozen=True)
@@ -39,12 +30,13 @@ class UNetConfig:
     ``depth`` is the number of 2x down-sampling steps, so inputs are padded internally to a
     multiple of ``2 ** depth``. ``bilinear`` selects bilinear up-sampling plus convolution
     (fewer parameters) instead of ``ConvTranspose2d``. ``dropout`` is the ``Dropout2d``
-    probability at the bottleneck (0 disables it).
+    probability at the bottleneck (0 disables it). The defaults are those of
+    ``training.model`` in ``conf/base/parameters_training.yml`` (a test keeps them equal).
     """
 
     num_classes: int
     in_channels: int = 3
-    base_channels: int = 32
+    base_channels: int = 16
     depth: int = 4
     bilinear: bool = True
     dropout: float = 0.0
@@ -52,11 +44,11 @@ class UNetConfig:
     def __post_init__(self) -> None:
         for name in ("num_classes", "in_channels", "base_channels", "depth"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not value_fits(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if not isinstance(self.bilinear, bool):
             raise ValueError(f"bilinear must be a bool, got {self.bilinear!r}")
-        if not _is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
+        if not value_fits(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         # Store a float even when JSON gave an int (0), so to_dict round-trips stably.
         object.__setattr__(self, "dropout", float(self.dropout))
@@ -66,16 +58,20 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> UNetConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing required keys are a ValueError."""
-        data = dict(data)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown U-Net config keys: {', '.join(unknown)}")
-        if "num_classes" not in data:
-            raise ValueError("U-Net config lacks the required key 'num_classes'")
-        return cls(**data)
+    def from_params(cls, params: Mapping[str, Any], num_classes: int) -> UNetConfig:
+        """From ``training.model`` and the catalogue's class count; a bad key or type is named."""
+        if isinstance(params, Mapping) and "num_classes" in params:
+            raise ValueError(
+                f"training.model.num_classes={params['num_classes']!r} is not a setting: the "
+                f"label catalogue gives it (see conf/base/{PARAMETERS_FILE})"
+            )
+        values = {**params, "num_classes": num_classes} if isinstance(params, Mapping) else params
+        return config_from_params(cls, values, "training.model", PARAMETERS_FILE)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "the model checkpoint") -> UNetConfig:
+        """Inverse of :meth:`to_dict`; an unknown or missing key is named, with ``source``."""
+        return checked_config(cls, data, "unet_config", source)
 
     @property
     def size_multiple(self) -> int:

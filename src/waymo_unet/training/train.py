@@ -62,11 +62,15 @@ _RUNTIME_ONLY = ("num_workers", "log_every", "retrain", "device", "compile", "sy
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters and run settings of one training run."""
+    """Hyper-parameters and run settings of one training run.
 
-    epochs: int = 20
+    The defaults are those of ``training.train`` in ``conf/base/parameters_training.yml``
+    (a test keeps them equal), for callers that build a config in code.
+    """
+
+    epochs: int = 12
     batch_size: int = 8
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01

@@ -34,7 +34,7 @@ def make_objective(
         train = TrainConfig.from_params(
             {**params["train"], "epochs": config.epochs, "retrain": True}
         )
-        unet = UNetConfig.from_dict({"num_classes": num_classes, **params["model"]})
+        unet = UNetConfig.from_params(params["model"], num_classes)
 
         def report(record: dict[str, float]) -> None:
             trial.report(record[OBJECTIVE], step=int(record["epoch"]))

@@ -36,16 +36,19 @@ _NOT_IN_KEY = (
 
 @dataclass(frozen=True)
 class TuningConfig:
-    """How many trials, how long each one trains, on how much data, over which space."""
+    """How many trials, how long each one trains, on how much data, over which space.
+
+    The defaults are those of ``conf/base/parameters_tuning.yml`` (a test keeps them equal).
+    """
 
     search_space: dict[str, dict[str, Any]]
     study_name: str = "waymo_unet"
-    n_trials: int = 6  # finished trials wanted in the study; a re-run adds only the missing
+    n_trials: int = 4  # finished trials wanted in the study; a re-run adds only the missing
     timeout_s: float | None = None
     seed: int = 0
     epochs: int = 3  # per trial
-    max_train_items: int | None = 64  # per trial: a fixed random subset of the splits
-    max_val_items: int | None = 32
+    max_train_items: int | None = 48  # per trial: a fixed random subset of the splits
+    max_val_items: int | None = 30
     pruner_startup_trials: int = 2
     pruner_warmup_epochs: int = 1
 

@@ -16,6 +16,7 @@ from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.job import TrainingJob, run_training
+from waymo_unet.training.run_config import TrainingRunConfig
 from waymo_unet.training.train import TrainConfig, TrainResult
 from waymo_unet.tuning.search_space import apply_hyperparameters
 
@@ -28,7 +29,7 @@ def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) ->
     Kedro has already merged ``--params`` into ``params``, so a tuned value also replaces
     one given on the command line: the log line names each value replaced.
     """
-    if not params.get("use_tuned", True) or not tuned:
+    if not TrainingRunConfig.from_params(params).use_tuned or not tuned:
         return params
     merged = apply_hyperparameters(params, tuned["hyperparameters"])
     replaced = [
@@ -73,16 +74,16 @@ def training_job(
     params: dict[str, Any],
 ) -> TrainingJob:
     """The run the ``training`` parameters (and the best tuning trial) describe."""
-    params = with_tuned_hyperparameters(params, tuned_hyperparameters)
+    run = TrainingRunConfig.from_params(with_tuned_hyperparameters(params, tuned_hyperparameters))
     lut = id_to_index_lut(label_catalog)
-    train_data = ShardDataset(shard_store, shard_index, params["train_split"], lut)
-    if params.get("use_tuned", True):
+    train_data = ShardDataset(shard_store, shard_index, run.train_split, lut)
+    if run.use_tuned:
         warn_if_tuned_on_other_images(tuned_hyperparameters, train_data)
     return TrainingJob(
-        config=TrainConfig.from_params(params["train"]),
-        unet=UNetConfig.from_dict({"num_classes": label_catalog["num_classes"], **params["model"]}),
+        config=TrainConfig.from_params(run.train),
+        unet=UNetConfig.from_params(run.model, label_catalog["num_classes"]),
         train_data=train_data,
-        val_data=ShardDataset(shard_store, shard_index, params["val_split"], lut),
+        val_data=ShardDataset(shard_store, shard_index, run.val_split, lut),
         class_weights=[c["weight"] for c in label_catalog["classes"]],
         ignore_index=label_catalog["ignore_index"],
         checkpoints=dataclasses.replace(
@@ -113,7 +114,7 @@ def train_segmentation_model(
     job = training_job(
         shard_store, shard_index, label_catalog, tuned_hyperparameters, checkpoints, params
     )
-    result = run_training(job, params.get("nproc_per_node", 1))
+    result = run_training(job, TrainingRunConfig.from_params(params).nproc_per_node)
     return training_outputs(job, result, label_catalog)
 
 

@@ -10,6 +10,7 @@ from waymo_unet.data.label_catalog import id_to_index_lut
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.data import ShardDataset, data_signature, subsample_index
+from waymo_unet.training.run_config import TrainingRunConfig
 from waymo_unet.training.train import TrainConfig, outcome_settings
 from waymo_unet.tuning.objective import make_objective
 from waymo_unet.tuning.study import (
@@ -28,8 +29,9 @@ def fixed_settings(training_params: dict[str, Any], config: TuningConfig) -> dic
     out in the YAML does not count as a change.
     """
     searched = set(config.search_space) | {"epochs"}
-    train = TrainConfig.from_params(training_params["train"]).to_dict()
-    model = UNetConfig.from_dict({"num_classes": 1, **training_params["model"]}).to_dict()
+    run = TrainingRunConfig.from_params(training_params)
+    train = TrainConfig.from_params(run.train).to_dict()
+    model = UNetConfig.from_params(run.model, num_classes=1).to_dict()
     return {
         "model": {k: v for k, v in model.items() if k not in searched | {"num_classes"}},
         "train": {k: v for k, v in outcome_settings(train).items() if k not in searched},
@@ -46,15 +48,12 @@ def tune_hyperparameters(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Short training runs on a subset until the study has ``n_trials`` finished trials."""
     config = TuningConfig.from_params(tuning_params)
+    run = TrainingRunConfig.from_params(training_params)
     lut = id_to_index_lut(label_catalog)
-    train_index = subsample_index(
-        shard_index, training_params["train_split"], config.max_train_items, config.seed
-    )
-    val_index = subsample_index(
-        shard_index, training_params["val_split"], config.max_val_items, config.seed
-    )
-    train_data = ShardDataset(shard_store, train_index, training_params["train_split"], lut)
-    val_data = ShardDataset(shard_store, val_index, training_params["val_split"], lut)
+    train_index = subsample_index(shard_index, run.train_split, config.max_train_items, config.seed)
+    val_index = subsample_index(shard_index, run.val_split, config.max_val_items, config.seed)
+    train_data = ShardDataset(shard_store, train_index, run.train_split, lut)
+    val_data = ShardDataset(shard_store, val_index, run.val_split, lut)
     class_weights = [c["weight"] for c in label_catalog["classes"]]
     objective = make_objective(
         config,
