@@ -3,7 +3,7 @@
     torchrun --standalone --nproc_per_node=2 -m benchmarks.ddp_step --device cuda \\
         --height 512 --width 768 --base-channels 32 --batch-size 16 --compile
 
-Every rank runs ``benchmarks.model_step``'s step (the project's U-Net, loss, AdamW and
+Every rank runs ``benchmarks.step_timer``'s step (the project's U-Net, loss, AdamW and
 ``optimizer_step``) on its share of ``--batch-size``, the global batch as in training,
 wrapped as training wraps it: SyncBatchNorm when asked (on GPUs only, as in training),
 then DistributedDataParallel; the process group is the project's
@@ -28,13 +28,13 @@ import torch
 import torch.distributed as dist
 
 from benchmarks.machine import describe_machine, format_table
-from benchmarks.model_step import (
+from benchmarks.model_step import precision_name
+from benchmarks.step_cases import StepCase
+from benchmarks.step_timer import (
     Outcome,
-    StepCase,
     add_flop_rates,
     build_step,
     case_fields,
-    precision_name,
     run_cases,
     time_steps,
 )

@@ -50,24 +50,54 @@ def duration(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def _stage(name: str, images: int, rates: dict[str, float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stage:
+    """One row of the estimate: a stage limited by the slowest of its rates."""
+
+    stage: str
+    images: int | None
+    images_per_s: float | None  # None on the total
+    seconds: float
+    duration: str
+    bound_by: str
+
+    def table_row(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class FullRunEstimate:
+    """Stage times, total and the bounding stage of ingestion + ``epochs`` epochs.
+
+    ``rows``: ingestion, a training epoch, a validation epoch, the full run; then, given
+    the notebook's input rate, a notebook epoch and the notebook's run.
+    """
+
+    machine: str
+    epochs: int
+    counts: DatasetCounts
+    rates: Rates
+    rows: tuple[Stage, ...]
+    total_seconds: float
+    bound_by: str
+    share_of_total: dict[str, float]  # by what bounds each part of the total
+    notes: tuple[str, ...] = ()
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        return [row.table_row() for row in self.rows]
+
+
+def _stage(name: str, images: int, rates: dict[str, float]) -> Stage:
     """A stage limited by the slowest of ``rates`` (name -> images/s)."""
     bound = min(rates, key=rates.get)
     rate = rates[bound]
     seconds = images / rate if rate > 0 else float("inf")
-    return {
-        "stage": name,
-        "images": images,
-        "images_per_s": rate,
-        "seconds": seconds,
-        "duration": duration(seconds),
-        "bound_by": bound,
-    }
+    return Stage(name, images, rate, seconds, duration(seconds), bound)
 
 
 def estimate_full_run(
     rates: Rates, epochs: int, counts: DatasetCounts = DatasetCounts()
-) -> dict[str, Any]:
+) -> FullRunEstimate:
     """Stage times, total and the bounding stage of ingestion + ``epochs`` epochs."""
     ingestion = _stage(
         "ingestion (once, all labelled pairs)",
@@ -84,26 +114,20 @@ def estimate_full_run(
         counts.val_images,
         {"eval compute": rates.eval_images_per_s, "input pipeline": rates.input_images_per_s},
     )
-    epoch_seconds = train["seconds"] + evaluate["seconds"]
-    total = ingestion["seconds"] + epochs * epoch_seconds
+    epoch_seconds = train.seconds + evaluate.seconds
+    total = ingestion.seconds + epochs * epoch_seconds
     contributions = {
-        ingestion["bound_by"]: ingestion["seconds"],
-        train["bound_by"]: epochs * train["seconds"],
+        ingestion.bound_by: ingestion.seconds,
+        train.bound_by: epochs * train.seconds,
     }
-    contributions[evaluate["bound_by"]] = (
-        contributions.get(evaluate["bound_by"], 0.0) + epochs * evaluate["seconds"]
+    contributions[evaluate.bound_by] = (
+        contributions.get(evaluate.bound_by, 0.0) + epochs * evaluate.seconds
     )
-    rows = [
-        ingestion,
-        train,
-        evaluate,
-        {
-            "stage": f"full run: ingestion + {epochs} epochs",
-            "seconds": total,
-            "duration": duration(total),
-            "bound_by": max(contributions, key=contributions.get),
-        },
-    ]
+    bound_by = max(contributions, key=contributions.get)
+    full = Stage(
+        f"full run: ingestion + {epochs} epochs", None, None, total, duration(total), bound_by
+    )
+    rows = [ingestion, train, evaluate, full]
     if rates.notebook_input_images_per_s:
         notebook = _stage(
             "notebook: decode from parquet every epoch, one epoch",
@@ -117,23 +141,19 @@ def estimate_full_run(
                 "input pipeline": rates.notebook_input_images_per_s,
             },
         )
-        rows.append(notebook)
-        rows.append(
-            {
-                "stage": f"notebook: {epochs} epochs, no ingestion",
-                "images": epochs * counts.pairs,
-                "seconds": epochs * notebook["seconds"],
-                "duration": duration(epochs * notebook["seconds"]),
-                "bound_by": notebook["bound_by"],
-            }
-        )
-    return {
-        "machine": rates.machine,
-        "epochs": epochs,
-        "counts": asdict(counts),
-        "rates": asdict(rates),
-        "rows": rows,
-        "total_seconds": total,
-        "bound_by": rows[3]["bound_by"],
-        "share_of_total": {name: seconds / total for name, seconds in contributions.items()},
-    }
+        seconds = epochs * notebook.seconds
+        rows += [
+            notebook,
+            Stage(
+                f"notebook: {epochs} epochs, no ingestion",
+                epochs * counts.pairs,
+                None,
+                seconds,
+                duration(seconds),
+                notebook.bound_by,
+            ),
+        ]
+    shares = {name: seconds / total for name, seconds in contributions.items()}
+    return FullRunEstimate(
+        rates.machine, epochs, counts, rates, tuple(rows), total, bound_by, shares
+    )

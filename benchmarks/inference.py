@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from benchmarks.timing import synchronise
 from waymo_unet.data.waymo import SEMANTIC_CLASSES
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
@@ -36,6 +38,48 @@ def waymo_classes(num_classes: int) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class InferenceBenchmark:
+    """Both models' images/s on one batch, and how far the exported logits are from eager."""
+
+    size: tuple[int, int]
+    batch: int
+    export_seconds: float
+    eager_images_per_s: float
+    exported_images_per_s: float
+    max_abs_logit_difference: float
+    max_abs_logit: float
+    argmax_agreement: float  # share of pixels
+    tolerance: float
+    passed: bool  # the logit difference within tolerance
+
+    def rows(self) -> list[dict[str, Any]]:
+        size = f"{self.size[0]}x{self.size[1]}"
+        return [
+            {
+                "model": name,
+                "size": size,
+                "batch": self.batch,
+                "images_per_s": rate,
+                "speedup": rate / self.eager_images_per_s,
+            }
+            for name, rate in (
+                ("eager SegmentationModel", self.eager_images_per_s),
+                ("exported DeployedModel", self.exported_images_per_s),
+            )
+        ]
+
+    def notes(self) -> list[str]:
+        verdict = "PASS" if self.passed else "FAIL"
+        return [
+            f"logit check {verdict}: max abs difference {self.max_abs_logit_difference:.3g}"
+            f" (tolerance {self.tolerance:g}; largest logit {self.max_abs_logit:.3g}); argmax "
+            f"agrees on {100 * self.argmax_agreement:.4f}% of pixels",
+            f"export took {self.export_seconds:.1f} s; images/s (median call) include "
+            "normalisation and argmax",
+        ]
+
+
 def time_predictions(
     model: SegmentationModel | DeployedModel,
     images: torch.Tensor,
@@ -46,19 +90,14 @@ def time_predictions(
     """Images/s of ``predict_indices`` on one batch (median call), after ``warmup`` calls."""
     for _ in range(warmup):
         model.predict_indices(images)
-    _synchronise(device)
+    synchronise(device)
     seconds = []
     for _ in range(iterations):
         start = time.perf_counter()
         model.predict_indices(images)
-        _synchronise(device)
+        synchronise(device)
         seconds.append(time.perf_counter() - start)
     return len(images) / statistics.median(seconds)
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_inference_benchmark(
@@ -69,7 +108,7 @@ def run_inference_benchmark(
     device: torch.device,
     warmup: int = 1,
     iterations: int = 3,
-) -> dict[str, Any]:
+) -> InferenceBenchmark:
     """Throughput of both models and the largest logit difference between them."""
     torch.manual_seed(0)
     model = SegmentationModel(
@@ -82,18 +121,10 @@ def run_inference_benchmark(
     deployed = DeployedModel(program, deployment_manifest(model)).to(device)
     model.to(device)
     images = torch.randint(0, 256, (batch, height, width, 3), dtype=torch.uint8)
-    rows = []
-    for name, runnable in (
-        ("eager SegmentationModel", model),
-        ("exported DeployedModel", deployed),
-    ):
-        logger.info("Inference: %s", name)
-        rate = time_predictions(runnable, images, device, warmup, iterations)
-        rows.append(
-            {"model": name, "size": f"{height}x{width}", "batch": batch, "images_per_s": rate}
-        )
-    for row in rows:
-        row["speedup"] = row["images_per_s"] / rows[0]["images_per_s"]
+    logger.info("Inference: eager SegmentationModel")
+    eager_rate = time_predictions(model, images, device, warmup, iterations)
+    logger.info("Inference: exported DeployedModel")
+    exported_rate = time_predictions(deployed, images, device, warmup, iterations)
     with torch.inference_mode():
         inputs = to_model_input(images.to(device))
         eager = model.network.eval()(inputs)
@@ -101,14 +132,15 @@ def run_inference_benchmark(
         difference = float((eager - exported).abs().max())
         same_argmax = float((eager.argmax(1) == exported.argmax(1)).float().mean())
     tolerance = TOLERANCE.get(device.type, TOLERANCE["cuda"])
-    return {
-        "size": [height, width],
-        "batch": batch,
-        "export_seconds": export_seconds,
-        "rows": rows,
-        "max_abs_logit_difference": difference,
-        "max_abs_logit": float(eager.abs().max()),
-        "argmax_agreement": same_argmax,
-        "tolerance": tolerance,
-        "passed": difference <= tolerance,
-    }
+    return InferenceBenchmark(
+        size=(height, width),
+        batch=batch,
+        export_seconds=export_seconds,
+        eager_images_per_s=eager_rate,
+        exported_images_per_s=exported_rate,
+        max_abs_logit_difference=difference,
+        max_abs_logit=float(eager.abs().max()),
+        argmax_agreement=same_argmax,
+        tolerance=tolerance,
+        passed=difference <= tolerance,
+    )

@@ -30,6 +30,26 @@ GPU_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
 )
 
 
+# Dense fp32 peaks, TFLOP/s: (CUDA cores, TF32 tensor cores), by whole words of the GPU's
+# name, matched as the bf16/fp16 table above; the first match wins.
+# Source: NVIDIA's data sheets (H100/H200 "Tensor Core GPU", A100, A10, L40S, L40, L4,
+# V100, T4), which print tensor-core rates "with sparsity": halved here to dense. Their
+# dense bf16 peaks, H100 SXM 989, are those above. V100 and T4 have no TF32.
+FP32_PEAK_TFLOPS: tuple[tuple[str, float, float | None], ...] = (
+    ("H100 PCIe", 51.0, 378.0),
+    ("H100 NVL", 60.0, 417.5),
+    ("H200", 67.0, 494.7),
+    ("H100", 67.0, 494.7),  # SXM5
+    ("A100", 19.5, 156.0),
+    ("A10", 31.2, 62.5),
+    ("L40S", 91.6, 183.0),
+    ("L40", 90.5, 90.5),
+    ("L4", 30.3, 60.0),
+    ("V100", 15.7, None),
+    ("T4", 8.1, None),
+)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -55,6 +75,22 @@ def peak_tflops(device_name: str) -> float | None:
         if re.search(rf"\b{re.escape(words)}\b", device_name, re.IGNORECASE):
             return peak
     return None
+
+
+def conv_peak(precision: str, device_name: str) -> tuple[str, float | None]:
+    """The dense peak (name, TFLOP/s) the convolutions of ``precision`` can reach on a GPU."""
+    if precision != "fp32":
+        return f"{precision} dense", peak_tflops(device_name)
+    fp32, tf32 = None, None
+    for words, cuda_cores, tensor_cores in FP32_PEAK_TFLOPS:
+        if re.search(rf"\b{re.escape(words)}\b", device_name, re.IGNORECASE):
+            fp32, tf32 = cuda_cores, tensor_cores
+            break
+    import torch
+
+    if tf32 is not None and torch.backends.cudnn.allow_tf32:
+        return "tf32 dense", tf32
+    return "fp32", fp32
 
 
 def describe_machine() -> dict[str, object]:

@@ -18,45 +18,32 @@ Dice and AdamW add time but next to no counted FLOPs, and Dice shows as a lower 
 The peak is the dense tensor-core one of the precision the convolutions run in:
 bf16/fp16 from ``benchmarks.machine.GPU_PEAK_TFLOPS``; for fp32, TF32 (cuDNN's default
 for convolutions on Ampere and later) or, with ``torch.backends.cudnn.allow_tf32`` off,
-the CUDA cores' fp32 (``FP32_PEAK_TFLOPS`` below). Each row names the peak it used.
+the CUDA cores' fp32 (``benchmarks.machine.FP32_PEAK_TFLOPS``). Each row names the peak it
+used. The step itself is built and timed in ``benchmarks.step_timer``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
-import re
-import statistics
-import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.machine import describe_machine, format_table, peak_tflops
-from waymo_unet.devices import (
-    PRECISIONS,
-    Precision,
-    autotune_convolutions,
-    choose_precision,
-    cpu_has_native_bf16,
-    resolve_device,
+from benchmarks.machine import describe_machine, format_table
+from benchmarks.step_cases import StepCase, cases_for_this_machine, default_cases, grid_cases
+from benchmarks.step_timer import (
+    add_flop_rates,
+    case_fields,
+    measure_step,
+    row_label,
+    run_cases,
 )
-from waymo_unet.models.unet import UNetConfig, build_unet
-from waymo_unet.training.loop import (
-    ModelWithLoss,
-    Optimisation,
-    make_optimizer,
-    optimizer_step,
-)
-from waymo_unet.training.loss import SegmentationLoss
+from waymo_unet.devices import PRECISIONS, resolve_device
+from waymo_unet.models.unet import UNetConfig
 
 logger = logging.getLogger(__name__)
 COLUMNS = [
@@ -90,306 +77,32 @@ STEP_COLUMNS = [
     "status",
 ]
 
-# Dense fp32 peaks, TFLOP/s: (CUDA cores, TF32 tensor cores), by whole words of the GPU's
-# name, matched as benchmarks.machine matches its bf16/fp16 table; the first match wins.
-# Source: NVIDIA's data sheets (H100/H200 "Tensor Core GPU", A100, A10, L40S, L40, L4,
-# V100, T4), which print tensor-core rates "with sparsity": halved here to dense. Their
-# dense bf16 peaks, H100 SXM 989, are those of benchmarks.machine. V100 and T4 have no TF32.
-FP32_PEAK_TFLOPS: tuple[tuple[str, float, float | None], ...] = (
-    ("H100 PCIe", 51.0, 378.0),
-    ("H100 NVL", 60.0, 417.5),
-    ("H200", 67.0, 494.7),
-    ("H100", 67.0, 494.7),  # SXM5
-    ("A100", 19.5, 156.0),
-    ("A10", 31.2, 62.5),
-    ("L40S", 91.6, 183.0),
-    ("L40", 90.5, 90.5),
-    ("L4", 30.3, 60.0),
-    ("V100", 15.7, None),
-    ("T4", 8.1, None),
-)
-
 
 @dataclass(frozen=True)
-class StepCase:
-    precision: str
-    channels_last: bool
-    compile: bool = False
-    height: int | None = None  # None: the benchmark's size
-    width: int | None = None
-    dice_weight: float = 0.0
-    sync_batchnorm: bool = False  # under DDP on GPUs only, as in training
+class ModelStepBenchmark:
+    """The section's results: a row per measured case (``benchmarks.step_timer``'s dicts,
+    which ``benchmarks.ddp_step`` extends), one per failed or skipped case, and notes."""
 
-    @property
-    def mixed(self) -> bool:
-        return self.precision != "fp32"
+    device: str
+    unet: dict[str, Any]
+    size: tuple[int, int]
+    batch: int
+    warmup: int
+    steps: int
+    train_flop_per_image: dict[str, float]  # by "HxW"
+    rows: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    notes: list[str]
 
-    def label(self) -> str:
-        layout = ", channels_last" if self.channels_last else ""
-        mode = "compiled" if self.compile else "eager"
-        sync = ", SyncBatchNorm" if self.sync_batchnorm else ""
-        return f"{self.precision}{layout}, {mode}, dice {self.dice_weight:g}{sync}"
-
-
-def default_cases(
-    device: torch.device, with_compile: bool, with_mixed: bool = True
-) -> list[StepCase]:
-    mixed = "bf16" if device.type == "cpu" else "auto"
-    cases = [StepCase("fp32", False), StepCase("fp32", True)]
-    if with_mixed:
-        cases += [StepCase(mixed, False), StepCase(mixed, True)]
-        if device.type == "cuda":
-            cases.append(StepCase("fp16", True))
-    if with_compile:
-        cases.append(StepCase(mixed if with_mixed else "fp32", True, compile=True))
-    return cases
-
-
-def grid_cases(
-    precisions: Sequence[str], dice_weights: Sequence[float], with_compile: bool
-) -> list[StepCase]:
-    """Every precision and Dice weight as training runs them (channels_last when mixed):
-    eager first, then compiled, so a spent time budget cuts the slow compiled cases."""
-    modes = (False, True) if with_compile else (False,)
-    return [
-        StepCase(precision, precision != "fp32", compiled, dice_weight=weight)
-        for compiled in modes
-        for precision in precisions
-        for weight in dice_weights
-    ]
-
-
-def count_flops(unet: UNetConfig, height: int, width: int, backward: bool = True) -> float:
-    """FLOPs per image of a forward (and backward) pass, counted on the meta device."""
-    model = build_unet(unet).to("meta")
-    inputs = torch.empty(1, unet.in_channels, height, width, device="meta")
-    with FlopCounterMode(display=False) as counter:
-        logits = model(inputs)
-        if backward:
-            logits.sum().backward()
-    return float(counter.get_total_flops())
-
-
-def build_step(
-    case: StepCase,
-    unet: UNetConfig,
-    batch: int,
-    height: int,
-    width: int,
-    device: torch.device,
-    distributed: bool = False,
-) -> Callable[[], None]:
-    """One optimiser step on a fixed random batch on ``device``, set up as training sets it
-    up: the project's ``ModelWithLoss`` (compiled, when the case asks, with the loss in the
-    graph), AdamW and ``optimizer_step``; under ``distributed``, SyncBatchNorm (when the
-    case asks, on GPUs) and DistributedDataParallel around model and loss."""
-    torch.manual_seed(0)
-    precision: Precision = choose_precision(case.precision, device)
-    autotune_convolutions(device)  # as training does
-    model = build_unet(unet)
-    if distributed and case.sync_batchnorm and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    inputs = torch.randn(batch, 3, height, width, device=device).to(memory_format=memory_format)
-    targets = torch.randint(0, unet.num_classes, (batch, height, width), device=device)
-    optimizer = make_optimizer(model, 1e-3, 1e-4, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    optimisation = Optimisation(optimizer, scheduler, precision.grad_scaler(), grad_clip=1.0)
-    loss_fn = SegmentationLoss(dice_weight=case.dice_weight).to(device)
-    runnable: nn.Module = ModelWithLoss(model, loss_fn, precision)
-    if distributed:
-        runnable = DistributedDataParallel(
-            runnable, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    runnable = torch.compile(runnable) if case.compile else runnable
-
-    def step() -> None:
-        optimisation.scaler.scale(runnable(inputs, targets)).backward()
-        optimizer_step(model, optimisation)
-
-    return step
-
-
-def time_steps(
-    step: Callable[[], None], device: torch.device, warmup: int, steps: int
-) -> tuple[float | None, list[float]]:
-    """Seconds of the first warm-up step (cuDNN's search, compiling) and of each timed one."""
-    first = None
-    for index in range(warmup):
-        start = time.perf_counter()
-        step()
-        _synchronise(device)
-        if index == 0:
-            first = time.perf_counter() - start
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        _synchronise(device)
-        seconds.append(time.perf_counter() - start)
-    return first, seconds
-
-
-def measure_step(
-    case: StepCase,
-    unet: UNetConfig,
-    batch: int,
-    height: int,
-    width: int,
-    device: torch.device,
-    warmup: int,
-    steps: int,
-) -> dict[str, object]:
-    """images/s (of the median step: robust to other work on the machine) and peak memory
-    of ``steps`` optimiser steps after ``warmup`` ones."""
-    height, width = case.height or height, case.width or width
-    step = build_step(case, unet, batch, height, width, device)
-    first, seconds = time_steps(step, device, warmup, steps)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {
-        **case_fields(case, batch, height, width, device),
-        "images_per_s": batch / statistics.median(seconds),
-        "first_step_s": first,
-        "step_seconds": seconds,
-        "peak_memory_mib": peak if peak is not None else "n/a (CPU)",
-        "status": "ok",
-    }
-
-
-def case_fields(
-    case: StepCase, batch: int, height: int, width: int, device: torch.device
-) -> dict[str, Any]:
-    """What identifies a case's row, measured or failed."""
-    height, width = case.height or height, case.width or width
-    try:
-        precision = choose_precision(case.precision, device).name
-    except ValueError:  # fp16 on a CPU: reported as asked, the case itself failed
-        precision = case.precision
-    return {
-        "precision": precision,
-        "channels_last": case.channels_last,
-        "compile": case.compile,
-        "dice_weight": case.dice_weight,
-        "size": f"{height}x{width}",
-        "height": height,
-        "width": width,
-        "batch": batch,
-    }
-
-
-def row_label(row: dict[str, Any]) -> str:
-    layout = ", channels_last" if row["channels_last"] else ""
-    mode = "compiled" if row["compile"] else "eager"
-    return (
-        f"{row['precision']}{layout}, {mode}, dice {row['dice_weight']:g} at {row['size']}, "
-        f"batch {row['batch']}"
-    )
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def release_memory(device: torch.device, compiled: bool = False) -> None:
-    """Free what the last case left: compiled graphs, reference cycles, cached GPU blocks."""
-    if compiled:
-        torch.compiler.reset()  # the compiled code holds the case's model and batch
-    gc.collect()  # models, optimisers and schedulers can sit in reference cycles
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-Outcome = tuple[dict[str, Any] | None, str | None]
-
-
-def run_cases(
-    cases: Sequence[StepCase],
-    measure: Callable[[StepCase], dict[str, Any]],
-    describe: Callable[[StepCase], dict[str, Any]],
-    device: torch.device,
-    budget_s: float | None = None,
-    agree: Callable[[Outcome], Outcome] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Measure each case; one that fails (out of memory, a compile error) is reported with
-    ``describe``'s fields and a status, and the next one runs. Once ``budget_s`` seconds
-    have passed, the cases left are reported as skipped. ``agree`` turns this process's
-    outcome into all ranks' under DDP. Returns the measured rows and the failed ones.
-
-    Memory is released after the ``except`` clause, not in it: until the clause ends, the
-    exception's traceback keeps the failed case's frames, and with them its model,
-    optimiser state and batch, alive, and the next case would run out of memory too.
-    """
-    rows: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for case in cases:
-        if budget_s is not None and time.perf_counter() - start > budget_s:
-            status = f"skipped: the {budget_s:.0f} s time budget was spent"
-            failed.append({**describe(case), "status": status})
-            logger.warning("%s: %s", case.label(), status)
-            continue
-        logger.info("Model step: %s", case.label())
-        row: dict[str, Any] | None = None
-        failure: str | None = None
-        try:
-            row = measure(case)
-        except torch.OutOfMemoryError:
-            failure = "out of memory"
-        except Exception as error:  # any error (compiling has many kinds) fails one case
-            message = (str(error).strip().splitlines() or [""])[0][:160]
-            failure = f"failed: {type(error).__name__}: {message}"
-            # Formatted here, not logged with exc_info: a log record kept by a handler
-            # would hold the traceback, and the failed case's tensors, for ever.
-            logger.warning("%s %s\n%s", case.label(), failure, traceback.format_exc())
-        release_memory(device, compiled=case.compile)
-        if agree is not None:
-            row, failure = agree((row, failure))
-        if failure is None and row is not None:
-            rows.append(row)
-            logger.info("  %.1f images/s", row["images_per_s"])
-        else:
-            failed.append({**describe(case), "status": failure})
-            logger.warning("%s: %s", case.label(), failure)
-    return rows, failed
-
-
-def conv_peak(precision: str, device_name: str) -> tuple[str, float | None]:
-    """The dense peak (name, TFLOP/s) the convolutions of ``precision`` can reach on a GPU."""
-    if precision != "fp32":
-        return f"{precision} dense", peak_tflops(device_name)
-    fp32, tf32 = None, None
-    for words, cuda_cores, tensor_cores in FP32_PEAK_TFLOPS:
-        if re.search(rf"\b{re.escape(words)}\b", device_name, re.IGNORECASE):
-            fp32, tf32 = cuda_cores, tensor_cores
-            break
-    if tf32 is not None and torch.backends.cudnn.allow_tf32:
-        return "tf32 dense", tf32
-    return "fp32", fp32
-
-
-def add_flop_rates(
-    rows: list[dict[str, Any]], unet: UNetConfig, device: torch.device, gpus: int = 1
-) -> dict[tuple[int, int], float]:
-    """Achieved TFLOP/s per row and, on a GPU with a known peak, MFU; FLOPs per size.
-
-    ``gpus``: how many GPUs (DDP ranks) the rows' images/s come from."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    flops: dict[tuple[int, int], float] = {}
-    for row in rows:
-        size = (int(row["height"]), int(row["width"]))
-        if size not in flops:
-            flops[size] = count_flops(unet, *size)
-        row["train_flop_per_image"] = flops[size]
-        row["tflop_per_s"] = flops[size] * float(row["images_per_s"]) / 1e12
-        peak_name, peak = conv_peak(row["precision"], name) if name else ("n/a", None)
-        row["peak"] = f"{peak_name} {peak:g}" if peak else "n/a"
-        row["peak_tflops"] = peak * gpus if peak else None
-        row["mfu"] = row["tflop_per_s"] / (peak * gpus) if peak else "n/a"
-    return flops
+    def fastest_at(self, target_flops: float) -> tuple[dict[str, Any] | None, float]:
+        """The row with the highest images/s once moved by FLOPs to a size whose training
+        step costs ``target_flops`` per image; and that rate (None and 0 with no rows)."""
+        best, best_rate = None, 0.0
+        for row in self.rows:
+            rate = row["images_per_s"] * row["train_flop_per_image"] / target_flops
+            if rate > best_rate:
+                best, best_rate = row, rate
+        return best, best_rate
 
 
 def add_speedups(rows: list[dict[str, Any]]) -> None:
@@ -437,37 +150,17 @@ def run_model_step_benchmark(
     shrunk_size: tuple[int, int] = (128, 192),
     cases: Sequence[StepCase] | None = None,
     budget_s: float | None = None,
-) -> dict[str, Any]:
-    """Every case at one size; ``emulated_bf16`` says what to do with bf16 on CPUs without it.
-
-    ``"skip"`` leaves the bf16 cases out, ``"shrink"`` runs them at ``shrunk_size`` (they
-    are about 25x slower than fp32 there), ``"run"`` runs them as they are. ``cases``, when
-    given, are run as they are instead of the default ones.
-    """
-    notes = []
-    emulated = device.type == "cpu" and not cpu_has_native_bf16()
+) -> ModelStepBenchmark:
+    """Every case at one size: ``cases`` as given, or the defaults as this machine can run
+    them (``emulated_bf16`` and ``shrunk_size``: see ``cases_for_this_machine``)."""
+    notes: list[str] = []
     if cases is None:
-        cases = default_cases(
-            device, with_compile, with_mixed=not (emulated and emulated_bf16 == "skip")
+        cases, notes = cases_for_this_machine(
+            device, with_compile, (height, width), emulated_bf16, shrunk_size
         )
-        if emulated and emulated_bf16 == "skip":
-            notes.append(
-                "bf16 cases skipped: this CPU has no native bf16 (AVX512-BF16 / AMX) and "
-                "emulates it about 25x slower than fp32"
-            )
-        if emulated and emulated_bf16 == "shrink":
-            shrunk = [replace(c, height=shrunk_size[0], width=shrunk_size[1]) for c in cases]
-            cases = [c for c in cases if not c.mixed]
-            if shrunk_size != (height, width):  # an fp32 baseline at the bf16 cases' size
-                cases.append(StepCase("fp32", False, False, *shrunk_size))
-            cases += [c for c in shrunk if c.mixed]
-            notes.append(
-                f"bf16 cases at {shrunk_size[0]}x{shrunk_size[1]}: this CPU emulates bf16 "
-                "(no AVX512-BF16 / AMX), about 25x slower than fp32"
-            )
     rows, failed = run_cases(
         cases,
-        lambda case: measure_step(case, unet, batch, height, width, device, warmup, steps),
+        lambda case: measure_step(case, unet, batch, (height, width), device, warmup, steps),
         lambda case: case_fields(case, batch, height, width, device),
         device,
         budget_s,
@@ -477,19 +170,19 @@ def run_model_step_benchmark(
     add_speedups(rows)
     notes += dice_costs(rows)
     if device.type == "cuda" and any(row["mfu"] == "n/a" for row in rows):
-        notes.append("MFU n/a: this GPU is not in the peak tables (benchmarks.machine, here)")
-    return {
-        "device": str(device),
-        "unet": unet.to_dict(),
-        "size": [height, width],
-        "batch": batch,
-        "warmup": warmup,
-        "steps": steps,
-        "train_flop_per_image": {f"{h}x{w}": f for (h, w), f in flops.items()},
-        "rows": rows,
-        "failed": failed,
-        "notes": notes,
-    }
+        notes.append("MFU n/a: this GPU is not in the peak tables (benchmarks.machine)")
+    return ModelStepBenchmark(
+        device=str(device),
+        unet=unet.to_dict(),
+        size=(height, width),
+        batch=batch,
+        warmup=warmup,
+        steps=steps,
+        train_flop_per_image={f"{h}x{w}": f for (h, w), f in flops.items()},
+        rows=rows,
+        failed=failed,
+        notes=notes,
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -519,10 +212,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "cases": [asdict(case) for case in cases],
-        "model_step": section["rows"],
-        "failed": section["failed"],
-        "train_flop_per_image": section["train_flop_per_image"],
-        "notes": section["notes"],
+        "model_step": section.rows,
+        "failed": section.failed,
+        "train_flop_per_image": section.train_flop_per_image,
+        "notes": section.notes,
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.encoded_pairs import EncodedPair, EncodedPairReader, RowLocation, pair_locations
-from benchmarks.ingestion import ProjectRun, naive_decode_pair
+from benchmarks.ingestion_runs import ProjectRun, naive_decode_pair
 from benchmarks.input_data import SPLIT, BenchmarkInput
 from waymo_unet.data.parallel import available_cores
 from waymo_unet.data.results import shard_index
@@ -84,10 +85,56 @@ class EncodedPairDataset(Dataset):
 Prepare = Callable[[torch.Tensor, torch.Tensor], object]
 
 
+@dataclass(frozen=True)
+class LoaderRate:
+    """What one DataLoader case delivered, timed from its first batch."""
+
+    source: str
+    workers: int
+    batch: int
+    images: int
+    seconds: float
+    images_per_s: float
+    speedup: float  # over the notebook's per-item decoding
+
+
+@dataclass(frozen=True)
+class TrainingInputBenchmark:
+    """The section's results: one ``LoaderRate`` per input path, in the table's order."""
+
+    size: tuple[int, int]
+    items: int
+    notebook: LoaderRate  # parquet row per item, PIL at full size
+    in_memory: LoaderRate  # encoded bytes in memory, PIL at full size
+    shards: LoaderRate  # ShardDataset + make_loader, loader workers
+    in_process: LoaderRate  # the same, num_workers=0
+    prepared: LoaderRate  # the same as ``shards``, with prepare_batch on the CPU
+
+    def rows(self) -> list[dict[str, Any]]:
+        cases = (self.notebook, self.in_memory, self.shards, self.in_process, self.prepared)
+        return [asdict(case) for case in cases]
+
+    def title(self) -> str:
+        height, width = self.size
+        return f"2. Training input: images/s delivered at {height}x{width} ({self.items} items)"
+
+    @staticmethod
+    def notes() -> list[str]:
+        return [
+            "make_loader with the training default of min(4, cores) workers, except the row "
+            "in the training process (num_workers=0: no batch crosses processes); no model runs",
+            "ShardDataset fetches a whole batch per call (__getitems__), one copy per item",
+            "parquet row per item: each item decompresses its row group (one column) and "
+            "decodes at full size with PIL; timing starts at the first batch",
+            "shards were just written, so they are in the page cache",
+        ]
+
+
 def measure_loader(
     loader: DataLoader, epochs: int, prepare: Prepare | None = None
-) -> dict[str, float]:
-    """Images/s over ``epochs`` passes, timed from the first batch (worker start-up left out)."""
+) -> tuple[int, float]:
+    """Images and seconds over ``epochs`` passes, timed from the first batch (worker
+    start-up left out)."""
     images, start = 0, None
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
@@ -98,12 +145,7 @@ def measure_loader(
                 start = time.perf_counter()
                 continue
             images += len(batch_images)
-    seconds = time.perf_counter() - start if start is not None else 0.0
-    return {
-        "images": images,
-        "seconds": seconds,
-        "images_per_s": images / seconds if seconds else 0.0,
-    }
+    return images, time.perf_counter() - start if start is not None else 0.0
 
 
 def run_training_input_benchmark(
@@ -113,7 +155,7 @@ def run_training_input_benchmark(
     shard_epochs: int,
     decode_epochs: int = 1,
     workers: int | None = None,
-) -> dict[str, Any]:
+) -> TrainingInputBenchmark:
     """DataLoader throughput of the shards against per-item parquet decoding, same size."""
     height, width = _shard_size(shards_run)
     workers = workers if workers is not None else min(4, available_cores())
@@ -140,22 +182,31 @@ def run_training_input_benchmark(
         ("shards, in the training process", shards(), 0, shard_epochs, None),
         ("shards + prepare_batch (augment, CPU)", shards(), workers, decode_epochs, prepare),
     ]
-    rows = []
+    measured = []
     for name, dataset, case_workers, epochs, prepare_fn in cases:
         logger.info("Training input: %s", name)
         loader = make_loader(dataset, batch_size, True, 0, case_workers, pin_memory=False)
-        rows.append(
-            {
-                "source": name,
-                "workers": case_workers,
-                "batch": batch_size,
-                **measure_loader(loader, epochs, prepare_fn),
-            }
-        )
+        images, seconds = measure_loader(loader, epochs, prepare_fn)
+        measured.append((name, case_workers, images, seconds))
         del loader
-    for row in rows:
-        row["speedup"] = row["images_per_s"] / rows[0]["images_per_s"]
-    return {"size": [height, width], "items": len(index), "rows": rows}
+    notebook_rate = _rate(*measured[0][2:])
+    rates = [
+        LoaderRate(
+            name,
+            case_workers,
+            batch_size,
+            images,
+            seconds,
+            _rate(images, seconds),
+            _rate(images, seconds) / notebook_rate if notebook_rate else 0.0,
+        )
+        for name, case_workers, images, seconds in measured
+    ]
+    return TrainingInputBenchmark((height, width), len(index), *rates)
+
+
+def _rate(images: int, seconds: float) -> float:
+    return images / seconds if seconds else 0.0
 
 
 def _shard_size(run: ProjectRun) -> tuple[int, int]:
