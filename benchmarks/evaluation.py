@@ -52,7 +52,7 @@ from waymo_unet.evaluation.evaluate import (
     evaluate_raw_files,
 )
 from waymo_unet.evaluation.reading import EvaluationSegment, plan_evaluation
-from waymo_unet.evaluation.waymo_metric import waymo_scores
+from waymo_unet.evaluation.waymo_scores import waymo_scores
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.prediction import predict_waymo_ids

@@ -30,7 +30,7 @@ from waymo_unet.data.waymo import (
     PANOPTIC_DIVISOR_COLUMN,
     PANOPTIC_LABEL_COLUMN,
 )
-from waymo_unet.evaluation.waymo_metric import NUM_WAYMO_IDS
+from waymo_unet.evaluation.waymo_confusion import NUM_WAYMO_IDS
 from waymo_unet.models.export import DeployedModel
 
 

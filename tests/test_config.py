@@ -16,9 +16,8 @@ from waymo_unet.data.ingestion_config import IngestionConfig
 from waymo_unet.data.label_catalog import LabelCatalogConfig
 from waymo_unet.evaluation.evaluate import EvaluationConfig
 from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.config import TrainConfig, TrainingRunConfig
 from waymo_unet.training.data import AugmentConfig
-from waymo_unet.training.run_config import TrainingRunConfig
-from waymo_unet.training.train import TrainConfig
 from waymo_unet.tuning.study import TuningConfig
 
 

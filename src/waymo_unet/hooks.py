@@ -34,7 +34,7 @@ def parameter_checks() -> dict[str, ParameterCheck]:
     from waymo_unet.data.ingestion_config import IngestionConfig
     from waymo_unet.data.label_catalog import LabelCatalogConfig
     from waymo_unet.evaluation.evaluate import EvaluationConfig
-    from waymo_unet.training.run_config import TrainingRunConfig
+    from waymo_unet.training.config import TrainingRunConfig
     from waymo_unet.tuning.study import TuningConfig
 
     return {

@@ -14,11 +14,12 @@ import torch.nn.functional as F  # noqa: N812
 from tests.tiny_shards import LUT
 from waymo_unet.devices import Precision
 from waymo_unet.models.unet import UNetConfig, build_unet
+from waymo_unet.training.config import TrainConfig
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.distributed import DistributedContext
 from waymo_unet.training.loop import ModelWithLoss, train_one_epoch
 from waymo_unet.training.loss import SegmentationLoss
-from waymo_unet.training.train import TrainConfig, _build_run
+from waymo_unet.training.run_setup import build_run
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
 HAS_CPP_COMPILER = any(shutil.which(name) for name in ("g++", "c++", "clang++"))
@@ -110,9 +111,7 @@ def test_under_ddp_the_loss_is_compiled_in_the_graph_of_the_model(tiny_shards, m
     threads = torch.get_num_threads()
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
-        run = _build_run(
-            config, UNET, train, val, [1.0, 2.0, 1.0], 255, DistributedContext(0, 1, 0)
-        )
+        run = build_run(config, UNET, train, val, [1.0, 2.0, 1.0], 255, DistributedContext(0, 1, 0))
         stats = train_one_epoch(
             run.runnable, run.train_loader, run.optimisation, run.settings, torch.Generator()
         )

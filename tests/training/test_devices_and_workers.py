@@ -13,10 +13,11 @@ import torch.distributed as dist
 from tests.tiny_shards import LUT
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training import distributed as distributed_module
-from waymo_unet.training import train as train_module
+from waymo_unet.training import run_setup
+from waymo_unet.training.config import TrainConfig
 from waymo_unet.training.data import ShardDataset, loader_workers, make_loader
 from waymo_unet.training.distributed import DistributedContext, join_process_group
-from waymo_unet.training.train import TrainConfig, _build_run
+from waymo_unet.training.run_setup import build_run
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_each_rank_starts_workers_for_its_share_of_the_cores(
     tiny_shards, monkeypatch, local_world_size, workers
 ):
     monkeypatch.setattr(distributed_module, "available_cores", lambda: 16)
-    monkeypatch.setattr(train_module, "available_cores", lambda: 16)
+    monkeypatch.setattr(run_setup, "available_cores", lambda: 16)
     store, index = tiny_shards
     train = ShardDataset(store, index, "training", LUT)
     val = ShardDataset(store, index, "validation", LUT)
@@ -115,7 +116,7 @@ def test_each_rank_starts_workers_for_its_share_of_the_cores(
     try:
         # The world as a rank on a 16-core machine of local_world_size ranks sees it.
         context = DistributedContext(0, 1, 0, local_world_size) if local_world_size > 1 else None
-        run = _build_run(config, unet, train, val, None, 255, context)
+        run = build_run(config, unet, train, val, None, 255, context)
     finally:
         dist.destroy_process_group()
         torch.set_num_threads(threads)

@@ -18,6 +18,7 @@ from waymo_unet.devices import Precision
 from waymo_unet.digest import content_digest
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.config import TrainConfig
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.distributed import (
     DistributedContext,
@@ -29,7 +30,7 @@ from waymo_unet.training.distributed import (
 )
 from waymo_unet.training.job import TrainingJob, run_training
 from waymo_unet.training.loop import ModelWithLoss, gradient_sync
-from waymo_unet.training.train import TrainConfig, epoch_seed
+from waymo_unet.training.train import epoch_seed
 
 # Augmentation off, so both runs see the same pixels. On the CPU BatchNorm statistics stay
 # per rank (torch's SyncBatchNorm needs GPUs), hence a tolerance and not equality:

@@ -11,8 +11,9 @@ from tests.tiny_shards import LUT, write_tiny_shards
 from waymo_unet.devices import Precision, autotune_convolutions
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.config import TrainConfig
 from waymo_unet.training.data import ShardDataset, data_signature
-from waymo_unet.training.train import TrainConfig, train_model
+from waymo_unet.training.train import train_model
 
 UNET = UNetConfig(num_classes=3, base_channels=4, depth=2)
 # On the CPU on GPU machines too: CUDA's bilinear-upsampling backward is not deterministic,

@@ -37,7 +37,8 @@ from waymo_unet.evaluation.reading import (
     quarantine_pair,
     read_encoded_pairs,
 )
-from waymo_unet.evaluation.waymo_metric import WaymoConfusion, image_mean_iou
+from waymo_unet.evaluation.waymo_confusion import WaymoConfusion
+from waymo_unet.evaluation.waymo_scores import image_mean_iou
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.models.prediction import predict_waymo_ids
 

@@ -11,11 +11,8 @@ import torch
 
 from waymo_unet.data.waymo import SEMANTIC_CLASSES, CameraName
 from waymo_unet.evaluation.evaluate import WaymoEvaluation
-from waymo_unet.evaluation.waymo_metric import (
-    NUM_WAYMO_IDS,
-    untrained_classes,
-    waymo_scores,
-)
+from waymo_unet.evaluation.waymo_confusion import NUM_WAYMO_IDS
+from waymo_unet.evaluation.waymo_scores import untrained_classes, waymo_scores
 
 GROUP_SCORES = ["images", "pixels", "weighted_miou", "miou", "weighted_pixel_accuracy"]
 READ_COUNTS = [

@@ -12,10 +12,11 @@ import torch
 
 from waymo_unet.models.unet import UNetConfig, build_unet
 from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.config import TrainConfig
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.distributed import DistributedContext, context_from_environment, launch
 from waymo_unet.training.metrics import SegmentationMetrics
-from waymo_unet.training.train import EpochCallback, TrainConfig, TrainResult, train_model
+from waymo_unet.training.train import EpochCallback, TrainResult, train_model
 
 
 @dataclass

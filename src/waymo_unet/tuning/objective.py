@@ -9,7 +9,8 @@ import optuna
 from torch.utils.data import Dataset
 
 from waymo_unet.models.unet import UNetConfig
-from waymo_unet.training.train import TrainConfig, train_model
+from waymo_unet.training.config import TrainConfig
+from waymo_unet.training.train import train_model
 from waymo_unet.tuning.search_space import apply_hyperparameters, suggest_hyperparameters
 from waymo_unet.tuning.study import TuningConfig
 

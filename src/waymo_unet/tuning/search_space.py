@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from waymo_unet.models.unet import UNetConfig
-from waymo_unet.training.train import TrainConfig
+from waymo_unet.training.config import TrainConfig
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 MODEL_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)} - {"num_classes"}

@@ -14,10 +14,10 @@ from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.checkpoint import CheckpointStore
+from waymo_unet.training.config import TrainConfig, TrainingRunConfig
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.job import TrainingJob, run_training
-from waymo_unet.training.run_config import TrainingRunConfig
-from waymo_unet.training.train import TrainConfig, TrainResult
+from waymo_unet.training.train import TrainResult
 from waymo_unet.tuning.search_space import apply_hyperparameters
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,8 @@ import pandas as pd
 from waymo_unet.data.label_catalog import id_to_index_lut
 from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.unet import UNetConfig
+from waymo_unet.training.config import TrainConfig, TrainingRunConfig, outcome_settings
 from waymo_unet.training.data import ShardDataset, data_signature, subsample_index
-from waymo_unet.training.run_config import TrainingRunConfig
-from waymo_unet.training.train import TrainConfig, outcome_settings
 from waymo_unet.tuning.objective import make_objective
 from waymo_unet.tuning.study import (
     StudyStore,
