@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812
 
 from tests.tiny_shards import LUT
@@ -100,7 +99,9 @@ class GraphRecorder:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # torch.compile's
-def test_under_ddp_the_loss_is_compiled_in_the_graph_of_the_model(tiny_shards, monkeypatch):
+def test_under_ddp_the_loss_is_compiled_in_the_graph_of_the_model(
+    tiny_shards, monkeypatch, one_rank_group
+):
     """DDP wraps model and loss, compile wraps DDP: one graph holds convolutions and loss."""
     recorder = GraphRecorder()
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=recorder))
@@ -108,16 +109,10 @@ def test_under_ddp_the_loss_is_compiled_in_the_graph_of_the_model(tiny_shards, m
     train = ShardDataset(store, index, "training", LUT)
     val = ShardDataset(store, index, "validation", LUT)
     config = TrainConfig(batch_size=4, num_workers=0, precision="fp32", device="cpu", compile=True)
-    threads = torch.get_num_threads()
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        run = build_run(config, UNET, train, val, [1.0, 2.0, 1.0], 255, DistributedContext(0, 1, 0))
-        stats = train_one_epoch(
-            run.runnable, run.train_loader, run.optimisation, run.settings, torch.Generator()
-        )
-    finally:
-        dist.destroy_process_group()
-        torch.set_num_threads(threads)
+    run = build_run(config, UNET, train, val, [1.0, 2.0, 1.0], 255, DistributedContext(0, 1, 0))
+    stats = train_one_epoch(
+        run.runnable, run.train_loader, run.optimisation, run.settings, torch.Generator()
+    )
     assert stats["batches"] == len(run.train_loader)
     assert any(
         "conv2d" in graph and F.cross_entropy.__name__ in graph for graph in recorder.graphs

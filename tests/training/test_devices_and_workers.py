@@ -102,7 +102,7 @@ def test_loader_workers_follow_the_cores_of_a_rank(cores, expected):
     [(1, 4), (4, 4), (8, 2), (16, 0)],  # 16 cores
 )
 def test_each_rank_starts_workers_for_its_share_of_the_cores(
-    tiny_shards, monkeypatch, local_world_size, workers
+    tiny_shards, monkeypatch, local_world_size, workers, one_rank_group
 ):
     monkeypatch.setattr(distributed_module, "available_cores", lambda: 16)
     monkeypatch.setattr(run_setup, "available_cores", lambda: 16)
@@ -111,15 +111,9 @@ def test_each_rank_starts_workers_for_its_share_of_the_cores(
     val = ShardDataset(store, index, "validation", LUT)
     config = TrainConfig(batch_size=4, precision="fp32", device="cpu")  # num_workers: default
     unet = UNetConfig(num_classes=3, base_channels=4, depth=2)
-    threads = torch.get_num_threads()
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        # The world as a rank on a 16-core machine of local_world_size ranks sees it.
-        context = DistributedContext(0, 1, 0, local_world_size) if local_world_size > 1 else None
-        run = build_run(config, unet, train, val, None, 255, context)
-    finally:
-        dist.destroy_process_group()
-        torch.set_num_threads(threads)
+    # The world as a rank on a 16-core machine of local_world_size ranks sees it.
+    context = DistributedContext(0, 1, 0, local_world_size) if local_world_size > 1 else None
+    run = build_run(config, unet, train, val, None, 255, context)
     assert run.train_loader.num_workers == run.val_loader.num_workers == workers
     assert run.train_loader.persistent_workers == (workers > 0)
     assert not run.val_loader.persistent_workers

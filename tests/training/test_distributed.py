@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -163,24 +162,20 @@ def test_ranks_that_disagree_all_stop_and_say_so():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # torch.compile's
-def test_gradient_sync_skips_the_reduction_between_optimiser_steps():
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        plain = DistributedDataParallel(nn.Linear(2, 2))
-        # As train_model wraps it: compiled around DDP around the model and its loss.
-        wrapped = DistributedDataParallel(
-            ModelWithLoss(nn.Linear(2, 2), nn.MSELoss(), Precision("cpu"))
-        )
-        cases = [(plain, plain), (torch.compile(plain), plain), (torch.compile(wrapped), wrapped)]
-        for model, ddp in cases:
-            with gradient_sync(model, sync=False):
-                assert not ddp.require_backward_grad_sync
-            with gradient_sync(model, sync=True):
-                assert ddp.require_backward_grad_sync
-        with gradient_sync(nn.Linear(2, 2), sync=False):  # nothing to skip without DDP
-            pass
-    finally:
-        dist.destroy_process_group()
+def test_gradient_sync_skips_the_reduction_between_optimiser_steps(one_rank_group):
+    plain = DistributedDataParallel(nn.Linear(2, 2))
+    # As train_model wraps it: compiled around DDP around the model and its loss.
+    wrapped = DistributedDataParallel(
+        ModelWithLoss(nn.Linear(2, 2), nn.MSELoss(), Precision("cpu"))
+    )
+    cases = [(plain, plain), (torch.compile(plain), plain), (torch.compile(wrapped), wrapped)]
+    for model, ddp in cases:
+        with gradient_sync(model, sync=False):
+            assert not ddp.require_backward_grad_sync
+        with gradient_sync(model, sync=True):
+            assert ddp.require_backward_grad_sync
+    with gradient_sync(nn.Linear(2, 2), sync=False):  # nothing to skip without DDP
+        pass
 
 
 def test_each_rank_and_epoch_draws_its_own_seed():
