@@ -15,6 +15,7 @@ LIBRARIES = (
     "inference",
     "models",
     "reporting",
+    "tracking",
     "training",
     "tuning",
 )
@@ -22,6 +23,7 @@ RULES = [  # (importing package, packages it must not import)
     *((library, ("pipelines",)) for library in LIBRARIES),
     ("models", ("reporting", "training")),
     ("inference", ("training",)),
+    ("tracking", ("datasets", "training", "tuning")),  # records what they made, not how
 ]
 
 

@@ -54,10 +54,19 @@ PIPELINES = {
     "reporting",
     "inference",
 }
-LAYERS = ["raw", "intermediate", "primary", "model_input", "models", "model_output", "reporting"]
+LAYERS = [
+    "raw",
+    "intermediate",
+    "primary",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
+    "tracking",
+]
 # Handles that a node writes through, read before they are written: no layer fits them
 # without a cycle among the layers (see conf/base/catalog.yml).
-UNLAYERED = {"primary_shard_store", "models_tuning_study"}
+UNLAYERED = {"primary_shard_store", "models_tuning_study", "tracking_epoch_logger"}
 TINY = {"ingestion": {"height": 48, "width": 72, "workers": 2}}
 START_TIMEOUT_S = 120
 # kedro-viz's UI settings, as it keeps them in localStorage: no feature tour, node names as

@@ -58,6 +58,19 @@ def test_a_bad_parameter_stops_the_run_before_any_node_in_one_line(
     assert "Traceback" not in result.output
     assert files_under(project / "data") == before  # nothing decoded, nothing written
     assert not (project / "data" / "03_primary" / "shard_index.parquet").exists()
+    assert no_mlflow_run_in(project)  # refused before kedro-mlflow opened its run
+
+
+def no_mlflow_run_in(project: Path) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    store = project / "mlflow.db"
+    if not store.exists():
+        return True
+    experiments = MlflowClient(f"sqlite:///{store}").search_experiments()
+    return not MlflowClient(f"sqlite:///{store}").search_runs(
+        [e.experiment_id for e in experiments]
+    )
 
 
 def catalog_of(**sections: object) -> DataCatalog:

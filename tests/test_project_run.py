@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
 
 from tests.projects import make_project
 
@@ -36,6 +38,7 @@ def test_the_default_run_ingests_tunes_learns_and_reports(project_copy: Path):
         session.run()
     with KedroSession.create(project_path=project_copy, runtime_params=TINY) as session:
         session.run(pipeline_names=["inference"])
+    assert_tracked_in_the_project_store(project_copy)
 
     data = project_copy / "data"
     report = pd.read_csv(data / "08_reporting" / "ingestion_report.csv")
@@ -82,3 +85,15 @@ def test_the_default_run_ingests_tunes_learns_and_reports(project_copy: Path):
     labels = sorted((data / "07_model_output" / "predictions" / "labels").glob("*.png"))
     validation_images = report.loc[report["split"] == "validation", "image_rows"].sum()
     assert len(labels) == validation_images  # every validation camera image, labelled or not
+
+
+def assert_tracked_in_the_project_store(project: Path) -> None:
+    """No server: both runs went to the project's own SQLite store, and both ended."""
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("waymo_unet")
+    runs = client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+    top_level = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert [run.info.run_name for run in top_level] == ["__default__", "inference"]
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    assert experiment.artifact_location.startswith((project / "mlartifacts").as_uri())
+    assert mlflow.active_run() is None  # nothing left open in this process

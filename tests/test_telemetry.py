@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.projects import make_project
 
-OPT_OUTS = ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY")
+# The project's own opt-outs (.telemetry for Kedro, settings.py for MLflow) must do it.
+OPT_OUTS = ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY")
 
 
 def test_a_run_leaves_pyproject_untouched_and_the_log_free_of_telemetry(tmp_path: Path):

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
 
 from tests.projects import make_project
 
@@ -76,3 +77,14 @@ def test_the_torchrun_program_trains_and_saves_through_the_catalog(project):
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert json.loads(output.read_text())["epochs"] == 2
     assert "Rank 1 of 2" in finished.stderr + finished.stdout
+    # Rank 0 alone recorded the run, in the project's own MLflow store.
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("waymo_unet")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.run_name = 'training (torchrun)'"
+    )
+    (run,) = runs
+    assert run.data.params["training.nproc_per_node"] == "1"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "training.train_loss")]
+    assert steps == [1, 2]
+    assert run.data.tags["data.image_size"] == "32x48"

@@ -9,6 +9,7 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def content_digest(content: Any, length: int = 16) -> str:
@@ -20,6 +21,17 @@ def content_digest(content: Any, length: int = 16) -> str:
     """
     text = json.dumps(content, sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def table_digest(table: pd.DataFrame, length: int = 16) -> str:
+    """Hex SHA-256 of a table's column names and values, row order included.
+
+    Hashes pandas' per-row hashes rather than JSON: a million-row shard index takes a
+    fraction of a second.
+    """
+    rows = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    names = json.dumps([str(name) for name in table.columns]).encode()
+    return hashlib.sha256(names + rows.tobytes()).hexdigest()[:length]
 
 
 def _plain(value: Any) -> Any:

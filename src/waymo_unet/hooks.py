@@ -1,4 +1,4 @@
-"""Kedro hooks: every parameter section a run reads is checked before its first node runs.
+"""Kedro hooks: parameters checked before the first node runs, and runs tracked in MLflow.
 
 A misspelt key or a mistyped value (``--params training.train.learning_rate=abc``) would
 otherwise stop the run only when its node starts, after ingestion has written shards.
@@ -6,13 +6,19 @@ otherwise stop the run only when its node starts, after ingestion has written sh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
+from kedro.config import AbstractConfigLoader, MissingConfigException
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
+from kedro_mlflow.framework.hooks import MlflowHook
+from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
 
 ParameterCheck = Callable[[Mapping[str, Any]], object]
 
@@ -66,3 +72,69 @@ class ParameterCheckHooks:
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
         check_parameters(pipeline, catalog)
+
+
+LOCAL_STORE = "sqlite:///mlflow.db"
+"""Where runs go without a tracking URI: a SQLite file in the project folder (the default
+of ``mlflow ui`` started there), artifacts in ``mlartifacts/`` beside it."""
+LOCAL_ARTIFACTS = "mlartifacts"
+
+
+class ExperimentTrackingHooks(MlflowHook):
+    """kedro-mlflow's hook (one MLflow run per ``kedro run``), with this project's defaults.
+
+    - ``enabled: false`` in ``mlflow.yml`` turns tracking off: no run, no store touched;
+      the catalog's ``Mlflow*`` datasets then write their local files only.
+    - No tracking URI: ``MLFLOW_TRACKING_URI`` if set, else the project's own SQLite store
+      (MLflow 3 no longer writes the plain ``mlruns`` folder kedro-mlflow defaults to). A
+      relative SQLite path is the project's, as kedro-mlflow makes a plain path, whatever
+      the working directory.
+    - Under torchrun only rank 0 tracks: other ranks would race to create the experiment.
+    """
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        settings = tracking_settings(context.config_loader)
+        self._tracking_off = not settings.pop("enabled", True) or os.environ.get("RANK", "0") != "0"
+        if self._tracking_off:
+            self.run_id = None  # before_node_run reopens this run when set
+            return
+        context.config_loader["mlflow"] = with_project_store(settings, context.project_path)
+        super().after_context_created(context)
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        if self._tracking_off:
+            self._is_mlflow_enabled = False
+            switch_catalog_logging(catalog, False)
+            return
+        super().before_pipeline_run(run_params, pipeline, catalog)
+
+
+def tracking_settings(config_loader: AbstractConfigLoader) -> dict[str, Any]:
+    """``conf/*/mlflow.yml`` as kedro-mlflow reads it; {} where there is none."""
+    config_loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
+    try:
+        return dict(config_loader["mlflow"])
+    except MissingConfigException:
+        return {}
+
+
+def with_project_store(settings: dict[str, Any], project_path: Path) -> dict[str, Any]:
+    """``settings`` with the tracking URI filled in and a SQLite store's path made absolute."""
+    server = dict(settings.get("server") or {})
+    uri = server.get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
+    if not uri.startswith("sqlite:///"):
+        return {**settings, "server": {**server, "mlflow_tracking_uri": uri}}
+    database = Path(uri.removeprefix("sqlite:///"))
+    server["mlflow_tracking_uri"] = f"sqlite:///{Path(project_path) / database}"
+    tracking = dict(settings.get("tracking") or {})
+    experiment = dict(tracking.get("experiment") or {})
+    created = dict(experiment.get("create_experiment_kwargs") or {})
+    # MLflow would put a new experiment's artifacts under the working directory.
+    created["artifact_location"] = created.get("artifact_location") or LOCAL_ARTIFACTS
+    experiment["create_experiment_kwargs"] = created
+    tracking["experiment"] = experiment
+    return {**settings, "server": server, "tracking": tracking}

@@ -7,7 +7,12 @@ import torch
 from tests.tiny_shards import LABEL_CATALOG
 from waymo_unet.datasets import DeployedModelDataset
 from waymo_unet.models.bundle import SegmentationModel
-from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
+from waymo_unet.models.export import (
+    DeployedModel,
+    deployment_manifest,
+    export_program,
+    weights_digest,
+)
 from waymo_unet.models.unet import UNetConfig, build_unet
 
 
@@ -64,6 +69,22 @@ def test_the_manifest_describes_input_and_classes(model):
     assert manifest["input"]["shape"] == ["batch", 3, 20, 28]
     assert [c["name"] for c in manifest["classes"]] == ["CAR", "ROAD", "SKY"]
     assert all(c["colour"].startswith("#") for c in manifest["classes"])
+
+
+def test_the_weights_digest_depends_on_the_weights_alone(model):
+    twin = build_unet(model.config).eval()
+    twin.load_state_dict(model.network.state_dict())
+    assert weights_digest(twin) == weights_digest(model.network)
+
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-3
+    assert weights_digest(twin) != weights_digest(model.network)
+
+
+def test_the_manifest_carries_the_weights_digest(model):
+    manifest = json.loads(json.dumps(deployment_manifest(model)))
+    assert manifest["weights_digest"] == weights_digest(model.network)
+    assert len(manifest["weights_digest"]) == 16
 
 
 def test_moving_the_deployed_model_leaves_its_program_as_exported(deployed):

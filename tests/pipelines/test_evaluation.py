@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
 
 from tests.tiny_shards import LABEL_CATALOG
@@ -54,7 +55,14 @@ def catalog(synthetic_sample: Path, tiny_shards, tmp_path: Path) -> DataCatalog:
         }
         | {name: MemoryDataset() for name in OUTPUTS}
         # Read by a later node, so a memory copy would be released after it.
-        | {"model_output_evaluation_images": CSVDataset(filepath=str(tmp_path / "images.csv"))}
+        | {
+            "model_output_evaluation_images": CSVDataset(filepath=str(tmp_path / "images.csv")),
+            "model_output_evaluation_class_iou": CSVDataset(filepath=str(tmp_path / "iou.csv")),
+            "model_output_evaluation_metrics": JSONDataset(filepath=str(tmp_path / "m.json")),
+            "model_output_evaluation_metrics_at_training_size": JSONDataset(
+                filepath=str(tmp_path / "at_training_size.json")
+            ),
+        }
     )
 
 
@@ -79,6 +87,9 @@ def test_the_pipeline_scores_every_labelled_validation_image(catalog, synthetic_
     cells = catalog.load("model_output_evaluation_confusion")
     assert cells["pixels"].sum() == metrics["pixels"]
     assert catalog.load("reporting_evaluation_quarantine").empty
+    tracked = catalog.load("tracking_evaluation_metrics")  # what MLflow gets
+    assert tracked["waymo_weighted_miou"] == [{"step": 0, "value": metrics["waymo_weighted_miou"]}]
+    assert "at_training_size.miou" in tracked
 
 
 def test_the_shard_metric_and_the_gallery_sit_beside_it(catalog):

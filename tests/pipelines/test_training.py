@@ -6,6 +6,8 @@ import pytest
 import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset
 
 from tests.tiny_shards import LABEL_CATALOG, LUT
 from waymo_unet.datasets import CheckpointStoreDataset, SegmentationModelDataset
@@ -25,10 +27,9 @@ PARAMS = {
 }
 
 
-@pytest.fixture
-def outputs(tiny_shards, tmp_path):
+def training_catalog(tiny_shards, tmp_path, epoch_logger) -> DataCatalog:
     store, index = tiny_shards
-    catalog = DataCatalog(
+    return DataCatalog(
         {
             "primary_shard_store": MemoryDataset(store, copy_mode="assign"),
             "primary_shard_index": MemoryDataset(index),
@@ -38,23 +39,52 @@ def outputs(tiny_shards, tmp_path):
             "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
             "models_deployed_model": MemoryDataset(copy_mode="assign"),
             "params:training": MemoryDataset(PARAMS),
+            # Read again by the node recording the run, then released from memory.
+            "model_output_training_history": CSVDataset(filepath=str(tmp_path / "history.csv")),
+            "model_output_training_metrics": JSONDataset(filepath=str(tmp_path / "metrics.json")),
+            "tracking_epoch_logger": MemoryDataset(epoch_logger, copy_mode="assign"),
         }
     )
+
+
+@pytest.fixture
+def logged_epochs() -> list[dict]:
+    return []
+
+
+@pytest.fixture
+def outputs(tiny_shards, tmp_path, logged_epochs):
+    catalog = training_catalog(tiny_shards, tmp_path, logged_epochs.append)
     free = SequentialRunner().run(training.create_pipeline(), catalog)
     return {name: dataset.load() for name, dataset in free.items()} | {"catalog": catalog}
 
 
 def test_history_class_iou_and_metrics(outputs):
-    history = outputs["model_output_training_history"]
+    history = outputs["catalog"].load("model_output_training_history")
     assert list(history["epoch"]) == [1, 2, 3]
     assert {"train_loss", "val_loss", "mean_iou", "pixel_accuracy", "lr", "images_per_s"} <= set(
         history.columns
     )
     iou = outputs["model_output_class_iou"]
     assert list(iou["name"]) == ["CAR", "ROAD", "SKY"]
-    metrics = outputs["model_output_training_metrics"]
+    metrics = outputs["catalog"].load("model_output_training_metrics")
     assert metrics["epochs"] == 3
     assert metrics["mean_iou"] == pytest.approx(history["mean_iou"].iloc[-1])
+    assert (metrics["image_size"], metrics["resumed_after_epoch"]) == ([16, 24], 0)
+
+
+def test_each_epoch_goes_to_the_epoch_logger_and_the_record_holds_the_rest(outputs, logged_epochs):
+    history = outputs["catalog"].load("model_output_training_history")
+    series = outputs["tracking_training_metrics"]
+    tags = outputs["tracking_training_tags"]
+    assert [record["epoch"] for record in logged_epochs] == [1, 2, 3]  # as each ended
+    assert [r["train_loss"] for r in logged_epochs] == pytest.approx(list(history["train_loss"]))
+    assert "val_mean_iou" not in series  # logged live already: once per epoch
+    assert series["majority_class_mean_iou"][0]["step"] == 3
+    assert tags["data.image_size"] == "16x24"
+    assert tags["training.resumed_after_epoch"] == "0"
+    fingerprint = outputs["catalog"].load("models_checkpoints").load()["fingerprint"]
+    assert tags["training.fingerprint"] == fingerprint
 
 
 def test_the_saved_model_loads_alone_and_predicts_waymo_ids(outputs, tiny_shards):
@@ -113,3 +143,27 @@ def test_values_tuned_on_images_of_another_size_are_flagged(tiny_shards, caplog)
         warn_if_tuned_on_other_images({**TUNED, "image_shape": [512, 768, 3]}, train_data)
     (record,) = caplog.records
     assert "trials on 512x768 images; training is on 16x24" in record.getMessage()
+
+
+class SimulatedCrashError(RuntimeError):
+    pass
+
+
+def test_a_resumed_run_records_the_epochs_it_restored(tiny_shards, tmp_path):
+    def crash_after_two(record: dict) -> None:
+        if record["epoch"] == 2:  # its checkpoint is saved: the next run resumes after it
+            raise SimulatedCrashError
+
+    with pytest.raises(SimulatedCrashError):
+        SequentialRunner().run(
+            training.create_pipeline(), training_catalog(tiny_shards, tmp_path, crash_after_two)
+        )
+    logged: list[dict] = []
+    free = SequentialRunner().run(
+        training.create_pipeline(), training_catalog(tiny_shards, tmp_path, logged.append)
+    )
+
+    series = free["tracking_training_metrics"].load()
+    assert [record["epoch"] for record in logged] == [3]  # the epoch this run trained
+    assert [point["step"] for point in series["val_mean_iou"]] == [1, 2]  # those it restored
+    assert free["tracking_training_tags"].load()["training.resumed_after_epoch"] == "2"

@@ -51,6 +51,7 @@ def catalog(tiny_shards, tmp_path) -> DataCatalog:
             ),
             "models_segmentation_model": SegmentationModelDataset(str(tmp_path / "model.pt")),
             "models_deployed_model": MemoryDataset(copy_mode="assign"),
+            "tracking_epoch_logger": MemoryDataset(lambda record: None, copy_mode="assign"),
             "params:training": MemoryDataset(TRAINING),
             "params:tuning": MemoryDataset(TUNING),
         }
@@ -69,6 +70,13 @@ def test_the_best_trial_reaches_training(catalog):
     assert len(trials) == 2
     best = catalog.load("model_input_tuned_hyperparameters")
     assert best["value"] == pytest.approx(trials["value"].min())
+    nested_runs = outputs["tracking_tuning_trials"].load()  # for MLflow, one per trial
+    assert [run["name"] for run in nested_runs] == ["trial 0", "trial 1"]
+    assert nested_runs[0]["params"] == {
+        name[len("params_") :]: value
+        for name, value in trials.iloc[0].items()
+        if name.startswith("params_")
+    }
 
     SequentialRunner().run(training.create_pipeline(), catalog)
     model = catalog.load("models_segmentation_model")

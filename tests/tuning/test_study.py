@@ -12,6 +12,7 @@ from waymo_unet.tuning.study import (
     TuningConfig,
     best_hyperparameters,
     run_study,
+    trial_runs,
     trials_table,
 )
 
@@ -100,3 +101,37 @@ def test_the_study_key_ignores_the_trial_count_but_not_the_budget():
     assert config(5).keyed_study_name(CONTEXT) == key
     longer = TuningConfig(search_space=SPACE, n_trials=2, epochs=3, pruner_startup_trials=5)
     assert longer.keyed_study_name(CONTEXT) != key
+
+
+def test_each_finished_or_failed_trial_becomes_a_run_with_its_epochs():
+    study = optuna.create_study(study_name="waymo_unet-1234")
+    rate = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for state, value, epochs in [
+        (TrialState.COMPLETE, 1.5, {1: 2.0, 2: 1.5}),
+        (TrialState.PRUNED, None, {1: 3.0}),
+        (TrialState.FAIL, None, {}),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"learning_rate": 0.01},
+                distributions={"learning_rate": rate},
+                value=value,
+                intermediate_values=epochs,
+                user_attrs={"mean_iou": 0.3} if value else {},
+                state=state,
+            )
+        )
+    study.enqueue_trial({"learning_rate": 0.02})  # waiting, not run: no record
+
+    runs = trial_runs(study, "val_cross_entropy")
+
+    assert [r["name"] for r in runs] == ["trial 0", "trial 1", "trial 2"]
+    complete, pruned, failed = runs
+    assert complete["metrics"] == {
+        "val_cross_entropy": [{"step": 1, "value": 2.0}, {"step": 2, "value": 1.5}],
+        "mean_iou": [{"step": 0, "value": 0.3}],
+    }
+    assert complete["params"] == {"learning_rate": 0.01}
+    assert complete["tags"] == {"trial": "0", "state": "COMPLETE", "study": "waymo_unet-1234"}
+    assert (pruned["status"], pruned["tags"]["state"]) == ("FINISHED", "PRUNED")
+    assert (failed["status"], failed["metrics"]) == ("FAILED", {"val_cross_entropy": []})

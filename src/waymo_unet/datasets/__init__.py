@@ -1,8 +1,18 @@
-"""Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores, models."""
+"""Kedro datasets for what kedro-datasets has no type for: Waymo parquet folders, stores,
+models, and what kedro-mlflow does not record (tags, nested runs, the registered model)."""
 
 from waymo_unet.datasets.altair_chart import AltairChartDataset
 from waymo_unet.datasets.camera_images import CameraImagesDataset, LatestRunPartitionsDataset
-from waymo_unet.datasets.deployed_model import DeployedModelDataset
+from waymo_unet.datasets.deployed_model import (
+    DeployedModelDataset,
+    MlflowDeployedModelDataset,
+    MlflowRegisteredModelDataset,
+)
+from waymo_unet.datasets.mlflow_runs import (
+    MlflowEpochLoggerDataset,
+    MlflowNestedRunsDataset,
+    MlflowTagsDataset,
+)
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
 from waymo_unet.datasets.preview_image import PreviewImageDataset
 from waymo_unet.datasets.segmentation_model import SegmentationModelDataset
@@ -15,6 +25,11 @@ __all__ = [
     "CheckpointStoreDataset",
     "DeployedModelDataset",
     "LatestRunPartitionsDataset",
+    "MlflowDeployedModelDataset",
+    "MlflowEpochLoggerDataset",
+    "MlflowNestedRunsDataset",
+    "MlflowRegisteredModelDataset",
+    "MlflowTagsDataset",
     "OptionalJSONDataset",
     "PreviewImageDataset",
     "SegmentationModelDataset",

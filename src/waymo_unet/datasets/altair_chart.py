@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
@@ -21,7 +22,8 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
     """Saves ``<filepath>.vl.json``, ``<filepath>.html`` (Vega inlined) and ``<filepath>.png``.
 
     ``filepath`` is the stem shared by the three files. Loading returns the Vega-Lite
-    spec, which renders again with vl-convert or any Vega viewer.
+    spec, which renders again with vl-convert or any Vega viewer. Wrapped in kedro-mlflow's
+    ``MlflowArtifactDataset``, the PNG is the file logged: it reads ``_filepath``.
     """
 
     def __init__(
@@ -31,16 +33,17 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
         credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = filepath
+        self._stem_path = filepath
         self._scale_factor = scale_factor
         self._fs, self._stem = fsspec.core.url_to_fs(filepath, **(credentials or {}))
+        self._filepath = PurePosixPath(self._file("png"))
         self.metadata = metadata
 
-    def _path(self, kind: str) -> str:
+    def _file(self, kind: str) -> str:
         return f"{self._stem}.{kind}"
 
     def load(self) -> dict[str, Any]:
-        with self._fs.open(self._path("vl.json"), "r") as file:
+        with self._fs.open(self._file("vl.json"), "r") as file:
             return json.load(file)
 
     def save(self, data: AnyChart) -> None:
@@ -53,15 +56,15 @@ class AltairChartDataset(AbstractDataset[AnyChart, dict[str, Any]]):
             "png": spec_png_bytes(spec, self._scale_factor),
         }
         for kind, content in contents.items():
-            with self._fs.open(self._path(kind), "wb") as file:
+            with self._fs.open(self._file(kind), "wb") as file:
                 file.write(content)
 
     def preview(self) -> ImagePreview:
         """The PNG, for kedro-viz."""
-        return image_preview(self._fs, self._path("png"))
+        return image_preview(self._fs, self._file("png"))
 
     def _exists(self) -> bool:
-        return self._fs.exists(self._path("vl.json"))
+        return self._fs.exists(self._file("vl.json"))
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "formats": FORMATS}
+        return {"filepath": self._stem_path, "formats": FORMATS}

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-import cv2
 import numpy as np
 import torch
 
@@ -23,6 +22,7 @@ from waymo_unet.devices import choose_precision, resolve_device
 from waymo_unet.inference.sources import NothingToSegmentError
 from waymo_unet.models.bundle import Segmenter
 from waymo_unet.models.prediction import predict_waymo_ids
+from waymo_unet.models.preprocessing import resized_images
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +51,13 @@ def segment_images(
     target = resolve_device(device)
     autocast = choose_precision(precision, target)
     model.to(target)
-    height, width = model.image_size
     done, start = 0, time.perf_counter()
     skipped: list[str] = []
     decoded = _decodable(images, skipped)
     while batch := list(islice(decoded, batch_size)):
         names = [name for name, _ in batch]
         full = [image for _, image in batch]
-        small = np.stack(
-            [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in full]
-        )
+        small = resized_images(full, model.image_size)
         with autocast.autocast():
             ids = predict_waymo_ids(
                 model, torch.from_numpy(small).to(target), [image.shape[:2] for image in full]

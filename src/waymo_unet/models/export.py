@@ -1,17 +1,22 @@
 """The deployable model: a ``torch.export`` program plus a manifest of what it expects.
 
 The program needs torch alone (no project code) to run: ``torch.export.load(path)
-.module()``. The manifest says the input size and normalisation, and maps its output
-channels to Waymo ids, names and colours.
+.module()``. The manifest says the input size and normalisation, maps its output
+channels to Waymo ids, names and colours, and carries a digest of the weights, which
+tells two exports of the same weights apart from a retrained model.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import torch
 from torch.export.passes import move_to_device_pass
@@ -21,6 +26,8 @@ from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.preprocessing import to_model_input
 
 MAX_BATCH = 1024
+WEIGHTS_DIGEST_LENGTH = 16
+PROGRAM_FILE, MANIFEST_FILE = "model.pt2", "manifest.json"  # a deployed model's folder
 
 
 def export_program(model: SegmentationModel) -> torch.export.ExportedProgram:
@@ -48,6 +55,25 @@ def moved_program(
     return move_to_device_pass(copied, device)
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """Short hex SHA-256 of ``module``'s state dict: names, dtypes, shapes and bytes.
+
+    Entries go in name order, so the digest depends on the weights alone, not on the
+    order the layers were built in or on which device they sit.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(_tensor_bytes(tensor))
+    return digest.hexdigest()[:WEIGHTS_DIGEST_LENGTH]
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    # Viewing as bytes works for every dtype, bfloat16 too, which numpy has no type for.
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
 def deployment_manifest(model: SegmentationModel) -> dict[str, Any]:
     """Everything a user of the exported program needs to feed it and read its output."""
     height, width = model.image_size
@@ -72,6 +98,7 @@ def deployment_manifest(model: SegmentationModel) -> dict[str, Any]:
             for c in model.classes
         ],
         "unet_config": model.config.to_dict(),
+        "weights_digest": weights_digest(model.network),
     }
 
 
@@ -124,3 +151,27 @@ class DeployedModel:
     def predict_indices(self, images: torch.Tensor) -> torch.Tensor:
         """Training indices (N, H, W) for uint8 RGB images (N, H, W, 3) at ``image_size``."""
         return self.predict_logits(images).argmax(dim=1)
+
+
+def save_deployed_folder(
+    model: DeployedModel, folder: str | Path, fs: fsspec.AbstractFileSystem | None = None
+) -> None:
+    """Write ``model`` as ``folder/model.pt2`` and ``folder/manifest.json`` (local by default)."""
+    fs, root = fs or fsspec.filesystem("file"), str(folder).rstrip("/")
+    fs.makedirs(root, exist_ok=True)
+    with fs.open(f"{root}/{PROGRAM_FILE}", "wb") as file:
+        torch.export.save(model.program, file)
+    with fs.open(f"{root}/{MANIFEST_FILE}", "w") as file:
+        json.dump(model.manifest, file, indent=1)
+
+
+def load_deployed_folder(
+    folder: str | Path, fs: fsspec.AbstractFileSystem | None = None
+) -> DeployedModel:
+    """The ``DeployedModel`` that ``save_deployed_folder`` wrote to ``folder``."""
+    fs, root = fs or fsspec.filesystem("file"), str(folder).rstrip("/")
+    with fs.open(f"{root}/{MANIFEST_FILE}", "r") as file:
+        manifest = json.load(file)
+    with fs.open(f"{root}/{PROGRAM_FILE}", "rb") as file:
+        program = torch.export.load(file)
+    return DeployedModel(program, manifest)

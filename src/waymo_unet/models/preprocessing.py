@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
+import cv2
+import numpy as np
 import torch
 
 # ImageNet statistics in uint8 units: the usual choice, and stored with every model.
 MEAN_RGB = (123.675, 116.28, 103.53)
 STD_RGB = (58.395, 57.12, 57.375)
+
+
+def resized_images(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB images of any sizes -> one (N, height, width, 3) batch at ``size``.
+
+    Area averaging: shrinking a full-size camera image then does not alias. Images
+    already at ``size`` are taken as they are.
+    """
+    height, width = size
+    return np.stack(
+        [
+            image
+            if image.shape[:2] == (height, width)
+            else cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            for image in images
+        ]
+    )
 
 
 def to_model_input(

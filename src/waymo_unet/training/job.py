@@ -30,9 +30,10 @@ class TrainingJob:
     class_weights: Sequence[float] | None
     ignore_index: int
     checkpoints: CheckpointStore | None = None
-    callbacks: Sequence[EpochCallback] = ()
+    callbacks: Sequence[EpochCallback] = ()  # called by the first rank only
 
     def run(self, distributed: DistributedContext | None = None) -> TrainResult:
+        first_rank = distributed is None or distributed.is_main
         return train_model(
             self.config,
             self.unet,
@@ -41,7 +42,7 @@ class TrainingJob:
             self.class_weights,
             self.ignore_index,
             self.checkpoints,
-            self.callbacks,
+            self.callbacks if first_rank else (),
             distributed,
         )
 
@@ -64,6 +65,8 @@ def run_training(job: TrainingJob, nproc_per_node: int = 1) -> TrainResult:
         saved["history"],
         SegmentationMetrics(**saved["final_metrics"]),
         SegmentationMetrics(**saved["baseline_metrics"]),
+        saved["fingerprint"],
+        saved["resumed_after_epoch"],
     )
 
 
@@ -77,6 +80,8 @@ def _run_rank(job: TrainingJob, result_path: str) -> None:
                 "history": result.history,
                 "final_metrics": dataclasses.asdict(result.final_metrics),
                 "baseline_metrics": dataclasses.asdict(result.baseline_metrics),
+                "fingerprint": result.fingerprint,
+                "resumed_after_epoch": result.resumed_after_epoch,
             },
             result_path,
         )

@@ -46,6 +46,8 @@ class TrainResult:
     history: list[dict[str, float]]
     final_metrics: SegmentationMetrics
     baseline_metrics: SegmentationMetrics | None = None
+    fingerprint: str = ""  # of the settings and data: the same for a resumed run
+    resumed_after_epoch: int = 0  # epochs restored from a checkpoint (all: a reused run)
 
 
 def train_model(
@@ -69,6 +71,7 @@ def train_model(
     run = build_run(config, unet, train_data, val_data, class_weights, ignore_index, distributed)
     require_same_on_all_ranks(run.fingerprint, "run fingerprint", run.settings.device)
     history = _resume(run, checkpoints, config.retrain)
+    resumed_after_epoch = len(history)
     # Ranks that found different checkpoints (a data/ folder not shared) would part ways.
     require_same_on_all_ranks(
         str(len(history)),
@@ -91,7 +94,12 @@ def train_model(
         dist.barrier()  # rank 0's last checkpoint is complete before anyone returns
     run.model.eval()
     return TrainResult(
-        run.model, history, confusion.compute(), majority_class_metrics(confusion.matrix)
+        run.model,
+        history,
+        confusion.compute(),
+        majority_class_metrics(confusion.matrix),
+        run.fingerprint,
+        resumed_after_epoch,
     )
 
 

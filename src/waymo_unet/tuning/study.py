@@ -135,6 +135,45 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return trials
 
 
+TRACKED_STATES = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "FINISHED",  # stopped early on purpose; the tag says pruned
+    TrialState.FAIL: "FAILED",
+}
+
+
+def trial_runs(study: optuna.Study, objective: str) -> list[dict[str, Any]]:
+    """Each finished or failed trial as a run to record under the tuning run.
+
+    Its searched values, the objective after each epoch (what the pruner compared), its
+    user attributes (such as the final mIoU) and its state, for the MLflow UI to compare.
+    """
+    return [
+        {
+            "name": f"trial {trial.number}",
+            "params": dict(trial.params),
+            "metrics": {
+                objective: [
+                    {"step": int(step), "value": float(value)}
+                    for step, value in sorted(trial.intermediate_values.items())
+                ],
+                **{
+                    name: [{"step": 0, "value": float(value)}]
+                    for name, value in trial.user_attrs.items()
+                    if isinstance(value, int | float)
+                },
+            },
+            "tags": {
+                "trial": str(trial.number),
+                "state": trial.state.name,
+                "study": study.study_name,
+            },
+            "status": TRACKED_STATES[trial.state],
+        }
+        for trial in study.get_trials(deepcopy=False, states=tuple(TRACKED_STATES))
+    ]
+
+
 def best_hyperparameters(study: optuna.Study) -> dict[str, Any]:
     """The best complete trial's values, with its number and objective; {} if none yet."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

@@ -20,6 +20,7 @@ from waymo_unet.evaluation.evaluate import (
 from waymo_unet.evaluation.gallery import worst_images_gallery
 from waymo_unet.evaluation.reading import plan_evaluation
 from waymo_unet.models.bundle import Segmenter
+from waymo_unet.tracking import records
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,13 @@ def draw_worst_images(
         config.precision,
     )
     return Image.fromarray(grid)
+
+
+def record_evaluation(
+    metrics: dict[str, Any], metrics_at_training_size: dict[str, Any], class_iou: pd.DataFrame
+) -> dict[str, list[dict[str, float]]]:
+    """The evaluation's numbers as MLflow metrics, Waymo-weighted IoU per class included."""
+    return records.evaluation_metrics(metrics, metrics_at_training_size, class_iou)
 
 
 def _rounded(value: float | None) -> str:

@@ -36,6 +36,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_on_shards",
             ),
             Node(
+                nodes.record_evaluation,
+                inputs=[
+                    "model_output_evaluation_metrics",
+                    "model_output_evaluation_metrics_at_training_size",
+                    "model_output_evaluation_class_iou",
+                ],
+                outputs="tracking_evaluation_metrics",
+                name="record_evaluation",
+            ),
+            Node(
                 nodes.draw_worst_images,
                 inputs=[
                     "models_deployed_model",

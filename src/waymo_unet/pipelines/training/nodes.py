@@ -13,11 +13,12 @@ from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.unet import UNetConfig
+from waymo_unet.tracking import records
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.config import TrainConfig, TrainingRunConfig
 from waymo_unet.training.data import ShardDataset
 from waymo_unet.training.job import TrainingJob, run_training
-from waymo_unet.training.train import TrainResult
+from waymo_unet.training.train import EpochCallback, TrainResult
 from waymo_unet.tuning.search_space import apply_hyperparameters
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,14 @@ def training_job(
     label_catalog: dict[str, Any],
     tuned_hyperparameters: dict[str, Any],
     checkpoints: CheckpointStore,
+    epoch_logger: EpochCallback | None,
     params: dict[str, Any],
 ) -> TrainingJob:
-    """The run the ``training`` parameters (and the best tuning trial) describe."""
+    """The run the ``training`` parameters (and the best tuning trial) describe.
+
+    ``epoch_logger`` (from the catalog: MLflow, when tracking is on) sees each epoch as it
+    ends, on the first rank only.
+    """
     run = TrainingRunConfig.from_params(with_tuned_hyperparameters(params, tuned_hyperparameters))
     lut = id_to_index_lut(label_catalog)
     train_data = ShardDataset(shard_store, shard_index, run.train_split, lut)
@@ -89,17 +95,18 @@ def training_job(
         checkpoints=dataclasses.replace(
             checkpoints, run_info={"classes": label_catalog["classes"]}
         ),
+        callbacks=[epoch_logger] if epoch_logger is not None else [],
     )
 
 
 def training_outputs(
     job: TrainingJob, result: TrainResult, label_catalog: dict[str, Any]
-) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
+) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The model packaged for inference, the history, per-class IoU and the summary."""
     image_size = job.train_data.image_shape[:2]
     model = SegmentationModel(result.model.cpu(), job.unet, label_catalog["classes"], image_size)
     history = pd.DataFrame(result.history)
-    return model, history, class_iou_table(result, label_catalog), summary(result)
+    return model, history, class_iou_table(result, label_catalog), summary(result, image_size)
 
 
 def train_segmentation_model(
@@ -108,11 +115,18 @@ def train_segmentation_model(
     label_catalog: dict[str, Any],
     tuned_hyperparameters: dict[str, Any],
     checkpoints: CheckpointStore,
+    epoch_logger: EpochCallback | None,
     params: dict[str, Any],
-) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, float]]:
+) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train (or resume, or reuse a finished run), on ``nproc_per_node`` DDP ranks if > 1."""
     job = training_job(
-        shard_store, shard_index, label_catalog, tuned_hyperparameters, checkpoints, params
+        shard_store,
+        shard_index,
+        label_catalog,
+        tuned_hyperparameters,
+        checkpoints,
+        epoch_logger,
+        params,
     )
     result = run_training(job, TrainingRunConfig.from_params(params).nproc_per_node)
     return training_outputs(job, result, label_catalog)
@@ -132,8 +146,10 @@ def class_iou_table(result: TrainResult, label_catalog: dict[str, Any]) -> pd.Da
     )
 
 
-def summary(result: TrainResult) -> dict[str, float]:
-    """Headline numbers of the run, with the majority-class baseline to compare against."""
+def summary(result: TrainResult, image_size: tuple[int, int]) -> dict[str, Any]:
+    """Headline numbers of the run, with the majority-class baseline to compare against,
+    and which run it was: its fingerprint, image size and how many epochs it resumed after.
+    """
     last = result.history[-1]
     numbers = {
         "epochs": int(last["epoch"]),
@@ -146,7 +162,31 @@ def summary(result: TrainResult) -> dict[str, float]:
         numbers["majority_class_mean_iou"] = result.baseline_metrics.mean_iou
         numbers["majority_class_pixel_accuracy"] = result.baseline_metrics.pixel_accuracy
     logger.info("Training result: %s", numbers)
-    return numbers
+    return {
+        **numbers,
+        "image_size": list(image_size),
+        "fingerprint": result.fingerprint,
+        "resumed_after_epoch": result.resumed_after_epoch,
+    }
+
+
+def record_training_run(
+    shard_index: pd.DataFrame,
+    label_catalog: dict[str, Any],
+    tuned_hyperparameters: dict[str, Any],
+    history: pd.DataFrame,
+    metrics: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, str]]:
+    """The run's metric series (one point per epoch) and tags (data, fingerprint, tuning)."""
+    run = TrainingRunConfig.from_params(params)
+    tuned = tuned_hyperparameters if run.use_tuned else None
+    return (
+        records.training_metrics(history, metrics),
+        records.training_tags(
+            shard_index, label_catalog, metrics, (run.train_split, run.val_split), tuned
+        ),
+    )
 
 
 def export_deployable_model(model: SegmentationModel) -> DeployedModel:

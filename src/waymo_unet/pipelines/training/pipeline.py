@@ -1,4 +1,4 @@
-"""Training: shards + label catalogue -> model, history, per-class IoU, metrics."""
+"""Training: shards + label catalogue -> model, history, per-class IoU, metrics, MLflow record."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -16,6 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_input_label_catalog",
                     "model_input_tuned_hyperparameters",
                     "models_checkpoints",
+                    "tracking_epoch_logger",
                     "params:training",
                 ],
                 outputs=[
@@ -25,6 +26,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_output_training_metrics",
                 ],
                 name="train_segmentation_model",
+            ),
+            Node(
+                nodes.record_training_run,
+                inputs=[
+                    "primary_shard_index",
+                    "model_input_label_catalog",
+                    "model_input_tuned_hyperparameters",
+                    "model_output_training_history",
+                    "model_output_training_metrics",
+                    "params:training",
+                ],
+                outputs=["tracking_training_metrics", "tracking_training_tags"],
+                name="record_training_run",
             ),
             Node(
                 nodes.export_deployable_model,

@@ -11,12 +11,13 @@ from waymo_unet.data.shards import ShardStore
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.training.config import TrainConfig, TrainingRunConfig, outcome_settings
 from waymo_unet.training.data import ShardDataset, data_signature, subsample_index
-from waymo_unet.tuning.objective import make_objective
+from waymo_unet.tuning.objective import OBJECTIVE, make_objective
 from waymo_unet.tuning.study import (
     StudyStore,
     TuningConfig,
     best_hyperparameters,
     run_study,
+    trial_runs,
     trials_table,
 )
 
@@ -44,8 +45,12 @@ def tune_hyperparameters(
     study_store: StudyStore,
     training_params: dict[str, Any],
     tuning_params: dict[str, Any],
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Short training runs on a subset until the study has ``n_trials`` finished trials."""
+) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
+    """Short training runs on a subset until the study has ``n_trials`` finished trials.
+
+    Returns the trials table, the best trial's values, and every trial as a nested run
+    for MLflow.
+    """
     config = TuningConfig.from_params(tuning_params)
     run = TrainingRunConfig.from_params(training_params)
     lut = id_to_index_lut(label_catalog)
@@ -74,4 +79,4 @@ def tune_hyperparameters(
     best = best_hyperparameters(study)
     if best:  # what training checks it is about to train on
         best["image_shape"] = context["train"]["image_shape"]
-    return trials_table(study), best
+    return trials_table(study), best, trial_runs(study, OBJECTIVE)

@@ -18,7 +18,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:training",
                     "params:tuning",
                 ],
-                outputs=["model_output_tuning_trials", "model_input_tuned_hyperparameters"],
+                outputs=[
+                    "model_output_tuning_trials",
+                    "model_input_tuned_hyperparameters",
+                    "tracking_tuning_trials",
+                ],
                 name="tune_hyperparameters",
             ),
         ],
