@@ -45,6 +45,13 @@ def tiny_shards(tmp_path: Path):
     return write_tiny_shards(tmp_path / "shards")
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without MLFLOW_TRACKING_URI: MLflow exports the URI a Kedro session
+    set it to, which would send a later test's runs (and subprocesses') to that store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_mlflow_store_in_the_checkout() -> Iterator[None]:
     """Runs track into their project copies: a store appearing here means a test leaked."""
@@ -67,17 +74,13 @@ def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def mlflow_experiment(
-    empty_mlflow_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def mlflow_experiment(empty_mlflow_store: Path, tmp_path: Path) -> Iterator[str]:
     """Id of an experiment in a fresh store of the test's own, set as the tracking URI and
-    active experiment; the URI comes back and every run is ended after the test."""
+    active experiment; every run is ended and the URI unset after the test."""
     import mlflow
 
     uri = f"sqlite:///{shutil.copy(empty_mlflow_store, tmp_path / 'mlflow.db')}"
-    previous = mlflow.get_tracking_uri()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for code that reads the variable
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)  # exports MLFLOW_TRACKING_URI too
     try:
         # Artifacts under tmp_path: a SQLite store keeps them in ./mlruns by default.
         experiment = mlflow.create_experiment("test", (tmp_path / "artifacts").as_uri())
@@ -86,4 +89,4 @@ def mlflow_experiment(
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)  # unset, not a relative default left behind

@@ -92,6 +92,10 @@ class ExperimentTrackingHooks(MlflowHook):
     - Under torchrun only rank 0 tracks: other ranks would race to create the experiment.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._exported_uri: str | None = None
+
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         settings = tracking_settings(context.config_loader)
@@ -99,8 +103,16 @@ class ExperimentTrackingHooks(MlflowHook):
         if self._tracking_off:
             self.run_id = None  # before_node_run reopens this run when set
             return
-        context.config_loader["mlflow"] = with_project_store(settings, context.project_path)
+        environment_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if environment_uri == self._exported_uri:
+            # MLflow exports the URI it is set to: an earlier session's project store, in
+            # this process (a notebook, a test), is not the user's choice.
+            environment_uri = None
+        context.config_loader["mlflow"] = with_project_store(
+            settings, context.project_path, environment_uri
+        )
         super().after_context_created(context)
+        self._exported_uri = os.environ.get("MLFLOW_TRACKING_URI")
 
     @hook_impl
     def before_pipeline_run(
@@ -122,10 +134,13 @@ def tracking_settings(config_loader: AbstractConfigLoader) -> dict[str, Any]:
         return {}
 
 
-def with_project_store(settings: dict[str, Any], project_path: Path) -> dict[str, Any]:
-    """``settings`` with the tracking URI filled in and a SQLite store's path made absolute."""
+def with_project_store(
+    settings: dict[str, Any], project_path: Path, environment_uri: str | None = None
+) -> dict[str, Any]:
+    """``settings`` with the tracking URI filled in (the configured one, else
+    ``environment_uri``, else the project's store) and a SQLite store's path made absolute."""
     server = dict(settings.get("server") or {})
-    uri = server.get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
+    uri = server.get("mlflow_tracking_uri") or environment_uri or LOCAL_STORE
     if not uri.startswith("sqlite:///"):
         return {**settings, "server": {**server, "mlflow_tracking_uri": uri}}
     database = Path(uri.removeprefix("sqlite:///"))

@@ -202,7 +202,6 @@ def test_the_server_finds_the_version_that_holds_the_same_weights(
     # The tag filter of search_model_versions, through the REST API rather than sqlite.
     name = "waymo_unet_server_dedupe"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(mlflow_server)
     folder = tmp_path / "deployed"
     MlflowDeployedModelDataset(str(folder), registered_model_name=None).save(deployed)
@@ -215,4 +214,4 @@ def test_the_server_finds_the_version_that_holds_the_same_weights(
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)

@@ -83,12 +83,11 @@ def default_run(project: TrackedProject) -> Run:
 @pytest.fixture
 def registry_at(project: TrackedProject) -> Iterator[None]:
     """The server as this process's tracking and registry URI for one test."""
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(project.uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)
 
 
 def test_one_run_named_after_the_pipelines_holds_every_parameter(default_run: Run):
@@ -186,6 +185,27 @@ def test_reusing_the_finished_training_registers_no_new_version(
     # Every epoch it restored, once: nothing was logged live.
     history = project.client.get_metric_history(latest.info.run_id, "training.val_mean_iou")
     assert [point.step for point in history] == [1, 2, 3]
+
+
+def test_inference_runs_on_a_registered_version(project: TrackedProject, default_run: Run):
+    labels = project.root / "data/07_model_output/predictions/labels"
+    project.kedro_run("--pipeline", "inference")  # the deployed model's folder
+    from_folder = {path.name: path.read_bytes() for path in labels.glob("*.png")}
+    override = project.root / "conf/local/catalog.yml"
+    override.write_text(
+        "models_deployed_model:\n"
+        "  type: waymo_unet.datasets.MlflowRegisteredModelDataset\n"
+        f"  model_name: {MODEL_NAME}\n"
+        "  version: 1\n"
+    )
+    try:
+        project.kedro_run("--pipeline", "inference")
+    finally:
+        override.unlink()
+
+    from_registry = {path.name: path.read_bytes() for path in labels.glob("*.png")}
+    assert from_folder
+    assert from_registry == from_folder
 
 
 def test_tracking_off_makes_no_run(project: TrackedProject):

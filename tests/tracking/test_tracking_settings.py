@@ -16,19 +16,17 @@ def artifact_location(settings: dict) -> str | None:
     return experiment.get("create_experiment_kwargs", {}).get("artifact_location")
 
 
-def test_without_a_uri_runs_go_to_a_sqlite_file_in_the_project(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
+def test_without_a_uri_runs_go_to_a_sqlite_file_in_the_project():
     settings = with_project_store({"server": {"mlflow_tracking_uri": None}}, PROJECT)
 
     assert settings["server"]["mlflow_tracking_uri"] == f"sqlite:///{PROJECT}/mlflow.db"
     assert artifact_location(settings) == "mlartifacts"  # kedro-mlflow makes it the project's
 
 
-def test_the_environment_variable_points_at_a_server(monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-
-    settings = with_project_store({"server": {"mlflow_tracking_uri": None}}, PROJECT)
+def test_the_environment_variable_points_at_a_server():
+    settings = with_project_store(
+        {"server": {"mlflow_tracking_uri": None}}, PROJECT, "http://mlflow.example:5000"
+    )
 
     assert settings["server"]["mlflow_tracking_uri"] == "http://mlflow.example:5000"
     assert artifact_location(settings) is None  # the server decides
@@ -43,13 +41,12 @@ def test_the_environment_variable_points_at_a_server(monkeypatch):
     ],
 )
 def test_a_configured_uri_wins_and_a_relative_sqlite_path_is_the_projects(
-    monkeypatch, configured: str, expected: str
+    configured: str, expected: str
 ):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ignored:5000")
     experiment = {"name": "waymo_unet", "create_experiment_kwargs": {"artifact_location": "x"}}
     given = {"server": {"mlflow_tracking_uri": configured}, "tracking": {"experiment": experiment}}
 
-    settings = with_project_store(given, PROJECT)
+    settings = with_project_store(given, PROJECT, "http://ignored:5000")
 
     assert settings["server"]["mlflow_tracking_uri"] == expected
     assert settings["tracking"]["experiment"]["name"] == "waymo_unet"

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch.distributed as dist
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 class EpochMetricsLogger:
     """A ``train_model`` epoch callback logging to one MLflow run, ``<prefix>.<metric>``.
 
-    Two strings, so it pickles into the DDP ranks that train (rank 0 calls it). A tracking
-    server that does not answer costs a warning per epoch, never the training run.
+    Two strings, so it pickles into the DDP ranks that train; every rank calls it, the
+    first one logs. A tracking server that does not answer costs a warning per epoch,
+    never the training run.
     """
 
     tracking_uri: str
@@ -33,6 +35,8 @@ class EpochMetricsLogger:
     prefix: str = "training"
 
     def __call__(self, record: dict[str, Any]) -> None:
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return
         epoch, now = int(record["epoch"]), int(time.time() * 1000)
         metrics = [
             Metric(f"{self.prefix}.{name}", value, now, epoch)

@@ -1,9 +1,9 @@
 """The deployed model in MLflow: a pyfunc model that segments images, registered once per weights.
 
 Saving the same weights again (a rerun, a resumed pipeline) registers no new version: the
-run is tagged with the version that already holds them. The pyfunc model unpickles
-``DeployedModelPyfunc`` from this package, so serving it needs ``waymo_unet`` installed;
-``load_registered_model`` reads the logged folder back without unpickling anything.
+run is tagged with the version that already holds them. The pyfunc model is logged from
+code (``pyfunc_code.py``, MLflow's "models from code"): nothing is pickled, and serving it
+needs ``waymo_unet`` installed; ``load_registered_model`` reads the logged folder back.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ ARTIFACT_KEY = "deployed_model"  # the deployed folder's key among the pyfunc ar
 DIGEST_TAG = "weights_digest"  # on model versions (to find them again) and on runs
 VERSION_TAG, NAME_TAG = "registered_model_version", "registered_model_name"  # on runs
 EXAMPLE_GREY, EXAMPLE_SIZE = 128, (32, 48)
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_code.py")
 
 
 class DeployedModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -46,7 +47,7 @@ class DeployedModelPyfunc(mlflow.pyfunc.PythonModel):
     ``mlflow.pyfunc.load_model(uri).unwrap_python_model().deployed``.
     """
 
-    deployed: DeployedModel | None = None  # a class default: nothing heavy gets pickled
+    deployed: DeployedModel | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
         self.deployed = load_deployed_folder(context.artifacts[ARTIFACT_KEY])
@@ -140,7 +141,7 @@ def log_deployed_model(
             return None
     info = mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME,
-        python_model=DeployedModelPyfunc(),
+        python_model=str(PYFUNC_CODE),
         artifacts={ARTIFACT_KEY: str(folder)},
         signature=model_signature(),
         input_example=input_example(),
@@ -197,7 +198,7 @@ def load_registered_model(
 ) -> DeployedModel:
     """The ``DeployedModel`` of a registered version, read from its logged folder.
 
-    The folder is downloaded and read as saved, so loading unpickles nothing: it keeps
+    The folder is downloaded and read as saved, without running the logged code: it keeps
     working for versions logged before ``DeployedModelPyfunc`` changed or moved.
     """
     found = registered_version(name, version, alias)

@@ -30,10 +30,9 @@ class TrainingJob:
     class_weights: Sequence[float] | None
     ignore_index: int
     checkpoints: CheckpointStore | None = None
-    callbacks: Sequence[EpochCallback] = ()  # called by the first rank only
+    callbacks: Sequence[EpochCallback] = ()  # called on every rank
 
     def run(self, distributed: DistributedContext | None = None) -> TrainResult:
-        first_rank = distributed is None or distributed.is_main
         return train_model(
             self.config,
             self.unet,
@@ -42,7 +41,7 @@ class TrainingJob:
             self.class_weights,
             self.ignore_index,
             self.checkpoints,
-            self.callbacks if first_rank else (),
+            self.callbacks,
             distributed,
         )
 

@@ -78,7 +78,7 @@ def training_job(
     """The run the ``training`` parameters (and the best tuning trial) describe.
 
     ``epoch_logger`` (from the catalog: MLflow, when tracking is on) sees each epoch as it
-    ends, on the first rank only.
+    ends.
     """
     run = TrainingRunConfig.from_params(with_tuned_hyperparameters(params, tuned_hyperparameters))
     lut = id_to_index_lut(label_catalog)
