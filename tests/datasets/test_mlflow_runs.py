@@ -91,11 +91,13 @@ def test_the_epoch_logger_logs_each_epoch_as_a_step(client: MlflowClient):
     dataset = MlflowEpochLoggerDataset(prefix="training")
     with mlflow.start_run() as run:
         log_epoch = dataset.load()
-        log_epoch({"epoch": 1, "train_loss": 2.0, "mean_iou": 0.2})
-        log_epoch({"epoch": 2, "train_loss": 1.5, "mean_iou": 0.3})
+        log_epoch({"epoch": 1, "train_loss": 2.0, "mean_iou": 0.2, "fingerprint": "ab12"})
+        log_epoch({"epoch": 2, "train_loss": 1.5, "mean_iou": 0.3, "fingerprint": "ab12"})
 
     history = client.get_metric_history(run.info.run_id, "training.val_mean_iou")
     assert [(m.step, m.value) for m in history] == [(1, 0.2), (2, 0.3)]
+    # Set from the first epoch: a run that crashes is found by the run that resumes it.
+    assert client.get_run(run.info.run_id).data.tags["training.fingerprint"] == "ab12"
     dataset._logging_activated = False
     with mlflow.start_run():
         assert dataset.load() is None  # tracking off: training gets no callback
@@ -107,6 +109,6 @@ def test_a_tracking_server_that_does_not_answer_costs_a_warning(monkeypatch, cap
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     log_epoch = EpochMetricsLogger("http://127.0.0.1:9", "0123", "training")  # discard port
 
-    log_epoch({"epoch": 4, "train_loss": 1.0})
+    log_epoch({"epoch": 4, "train_loss": 1.0, "fingerprint": "ab12"})
 
     assert "Epoch 4 not logged to MLflow run 0123" in caplog.text

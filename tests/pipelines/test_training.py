@@ -150,7 +150,10 @@ class SimulatedCrashError(RuntimeError):
 
 
 def test_a_resumed_run_records_the_epochs_it_restored(tiny_shards, tmp_path):
+    crashed: list[dict] = []
+
     def crash_after_two(record: dict) -> None:
+        crashed.append(record)
         if record["epoch"] == 2:  # its checkpoint is saved: the next run resumes after it
             raise SimulatedCrashError
 
@@ -165,5 +168,7 @@ def test_a_resumed_run_records_the_epochs_it_restored(tiny_shards, tmp_path):
 
     series = free["tracking_training_metrics"].load()
     assert [record["epoch"] for record in logged] == [3]  # the epoch this run trained
+    fingerprint = free["tracking_training_tags"].load()["training.fingerprint"]
+    assert {r["fingerprint"] for r in crashed + logged} == {fingerprint}  # links the two runs
     assert [point["step"] for point in series["val_mean_iou"]] == [1, 2]  # those it restored
     assert free["tracking_training_tags"].load()["training.resumed_after_epoch"] == "2"

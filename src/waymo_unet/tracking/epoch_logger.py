@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch.distributed as dist
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -42,8 +42,10 @@ class EpochMetricsLogger:
             Metric(f"{self.prefix}.{name}", value, now, epoch)
             for name, value in epoch_metrics(record).items()
         ]
+        # A run that crashes carries it too: the run that resumes it has the same one.
+        tags = [RunTag(f"{self.prefix}.fingerprint", record["fingerprint"])]
         try:
-            MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=metrics)
+            MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=metrics, tags=tags)
         except (MlflowException, OSError) as error:  # requests' errors are OSErrors
             logger.warning(
                 "Epoch %d not logged to MLflow run %s (%s): training goes on",

@@ -34,8 +34,9 @@ from waymo_unet.training.run_setup import Run, build_run
 
 logger = logging.getLogger(__name__)
 
-EpochCallback = Callable[[dict[str, float]], None]
-"""Called with each epoch's history record; raising stops the run (e.g. Optuna pruning)."""
+EpochCallback = Callable[[dict[str, Any]], None]
+"""Called with each epoch's history record plus the run's ``fingerprint`` (the same for a
+run and its resumption); raising stops the run (e.g. Optuna pruning)."""
 
 
 @dataclass
@@ -87,7 +88,7 @@ def train_model(
         if checkpoints is not None and (distributed is None or distributed.is_main):
             checkpoints.save(_checkpoint(run, history, config, unet))
         for callback in callbacks:
-            callback(record)
+            callback({**record, "fingerprint": run.fingerprint})
     if confusion is None:  # a finished run, restored: measure it again
         confusion = _evaluate(run, unet.num_classes).confusion
     if distributed is not None:
