@@ -6,12 +6,14 @@ otherwise stop the run only when its node starts, after ingestion has written sh
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
+import mlflow
 from kedro.config import AbstractConfigLoader, MissingConfigException
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
@@ -19,6 +21,7 @@ from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 from kedro_mlflow.framework.hooks import MlflowHook
 from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
+from mlflow.entities import RunStatus
 
 ParameterCheck = Callable[[Mapping[str, Any]], object]
 
@@ -94,35 +97,54 @@ class ExperimentTrackingHooks(MlflowHook):
 
     def __init__(self) -> None:
         super().__init__()
-        self._exported_uri: str | None = None
+        self._tracking_off = False
+        # The URI this hook made MLflow export, unless it came from MLFLOW_TRACKING_URI.
+        self._exported_project_uri: str | None = None
+        # Runs after MLflow's own exit handler was registered, so it runs before it.
+        atexit.register(self.end_interrupted_run)
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         settings = tracking_settings(context.config_loader)
+        # torchrun sets RANK in each rank's environment; the other ranks must not track.
         self._tracking_off = not settings.pop("enabled", True) or os.environ.get("RANK", "0") != "0"
         if self._tracking_off:
-            self.run_id = None  # before_node_run reopens this run when set
             return
         environment_uri = os.environ.get("MLFLOW_TRACKING_URI")
-        if environment_uri == self._exported_uri:
-            # MLflow exports the URI it is set to: an earlier session's project store, in
-            # this process (a notebook, a test), is not the user's choice.
+        if environment_uri is not None and environment_uri == self._exported_project_uri:
+            # MLflow exports the URI it is set to: an earlier session's store, in this
+            # process (a notebook, a test), is not the user's choice.
             environment_uri = None
         context.config_loader["mlflow"] = with_project_store(
             settings, context.project_path, environment_uri
         )
         super().after_context_created(context)
-        self._exported_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        configured = (settings.get("server") or {}).get("mlflow_tracking_uri")
+        from_environment = configured is None and environment_uri is not None
+        self._exported_project_uri = None if from_environment else mlflow.get_tracking_uri()
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
+        # kedro-mlflow keeps the last session's run id, and reopens that run before every
+        # node when set: a pipeline it does not track would reopen a finished run.
+        self.run_id = None
         if self._tracking_off:
             self._is_mlflow_enabled = False
             switch_catalog_logging(catalog, False)
             return
         super().before_pipeline_run(run_params, pipeline, catalog)
+
+    def end_interrupted_run(self) -> None:
+        """At exit, mark this hook's run killed if it is still open.
+
+        A Ctrl+C is no Exception: Kedro calls no error hook, and MLflow's own exit handler
+        would end the run as finished, with part of its epochs.
+        """
+        run = mlflow.active_run()
+        if run is not None and self.run_id is not None and run.info.run_id == self.run_id:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
 
 
 def tracking_settings(config_loader: AbstractConfigLoader) -> dict[str, Any]:

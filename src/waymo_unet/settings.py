@@ -33,6 +33,9 @@ CONFIG_LOADER_ARGS = {
         # not see conf/local otherwise. Each environment layer reads the file once.
         "credentials": ["../local/credentials*"],
     },
+    # conf/local/mlflow.yml overrides single keys of conf/base/mlflow.yml (its `tracking:`
+    # holds settings the project relies on, such as flattened parameters), not whole ones.
+    "merge_strategy": {"mlflow": "soft"},
     # `${gcs_url:bucket,prefix}` in conf/gcs/catalog.yml: an absent or empty prefix is
     # the bucket root, which `gs://${bucket}/${prefix}` cannot express.
     "custom_resolvers": {"gcs_url": gcs_url},

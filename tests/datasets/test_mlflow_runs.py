@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
 from waymo_unet.datasets.mlflow_runs import (
     MlflowEpochLoggerDataset,
+    MlflowMetricSeriesDataset,
     MlflowNestedRunsDataset,
     MlflowTagsDataset,
 )
@@ -93,6 +97,7 @@ def test_the_epoch_logger_logs_each_epoch_as_a_step(client: MlflowClient):
         log_epoch = dataset.load()
         log_epoch({"epoch": 1, "train_loss": 2.0, "mean_iou": 0.2, "fingerprint": "ab12"})
         log_epoch({"epoch": 2, "train_loss": 1.5, "mean_iou": 0.3, "fingerprint": "ab12"})
+        log_epoch.flush()  # sent from a background thread: training never waits for it
 
     history = client.get_metric_history(run.info.run_id, "training.val_mean_iou")
     assert [(m.step, m.value) for m in history] == [(1, 0.2), (2, 0.3)]
@@ -110,5 +115,30 @@ def test_a_tracking_server_that_does_not_answer_costs_a_warning(monkeypatch, cap
     log_epoch = EpochMetricsLogger("http://127.0.0.1:9", "0123", "training")  # discard port
 
     log_epoch({"epoch": 4, "train_loss": 1.0, "fingerprint": "ab12"})
+    log_epoch.flush()
+    log_epoch({"epoch": 5, "train_loss": 0.9, "fingerprint": "ab12"})  # not tried again
+    log_epoch.flush()
 
     assert "Epoch 4 not logged to MLflow run 0123" in caplog.text
+    assert "Epoch 5" not in caplog.text
+
+
+def test_the_epoch_logger_pickles_without_its_thread():
+    log_epoch = EpochMetricsLogger("sqlite:///x.db", "0123", "training")
+    log_epoch._sender = ThreadPoolExecutor(1)
+
+    copy = pickle.loads(pickle.dumps(log_epoch))
+
+    assert (copy.tracking_uri, copy.run_id, copy.prefix) == ("sqlite:///x.db", "0123", "training")
+    log_epoch.flush()
+
+
+def test_the_metric_series_adds_only_the_points_the_run_lacks(client: MlflowClient):
+    series = {"val_mean_iou": [{"step": s, "value": s / 10} for s in (1, 2, 3)]}
+    with mlflow.start_run() as run:
+        mlflow.log_metric("training.val_mean_iou", 0.1, step=1)  # logged live
+        mlflow.log_metric("training.val_mean_iou", 0.2, step=2)
+        MlflowMetricSeriesDataset(prefix="training").save(series)
+
+    history = client.get_metric_history(run.info.run_id, "training.val_mean_iou")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.1), (2, 0.2), (3, 0.3)]

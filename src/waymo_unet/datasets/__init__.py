@@ -10,6 +10,7 @@ from waymo_unet.datasets.deployed_model import (
 )
 from waymo_unet.datasets.mlflow_runs import (
     MlflowEpochLoggerDataset,
+    MlflowMetricSeriesDataset,
     MlflowNestedRunsDataset,
     MlflowTagsDataset,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "LatestRunPartitionsDataset",
     "MlflowDeployedModelDataset",
     "MlflowEpochLoggerDataset",
+    "MlflowMetricSeriesDataset",
     "MlflowNestedRunsDataset",
     "MlflowRegisteredModelDataset",
     "MlflowTagsDataset",

@@ -15,6 +15,7 @@ from typing import Any
 
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -132,6 +133,26 @@ class MlflowEpochLoggerDataset(_ActiveRunDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "prefix": self._prefix}
+
+
+class MlflowMetricSeriesDataset(MlflowMetricsHistoryDataset):
+    """kedro-mlflow's metric history dataset that adds only the points a run lacks.
+
+    Training logs its epochs live (best effort); its record then holds every epoch, and
+    saving it fills the gaps (epochs restored from a checkpoint, or a tracking server
+    that did not answer) without logging any epoch twice.
+    """
+
+    def _save(self, data: dict[str, list[dict[str, float]]]) -> None:
+        if not self._logging_activated or mlflow.active_run() is None:
+            return
+        client, run_id = MlflowClient(), self.run_id
+        series = {f"{self._prefix}.{name}" if self._prefix else name: p for name, p in data.items()}
+        missing = {}
+        for name, points in series.items():
+            logged = {metric.step for metric in client.get_metric_history(run_id, name)}
+            missing[name] = [point for point in points if point["step"] not in logged]
+        client.log_batch(run_id, metrics=_metrics(missing))
 
 
 def _metrics(series: dict[str, list[dict[str, float]]]) -> list[Metric]:

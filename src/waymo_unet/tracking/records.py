@@ -34,6 +34,9 @@ EPOCH_METRICS = {
 }
 """Training history column -> MLflow metric name (validation ones say so)."""
 
+FINGERPRINT_TAG = "training.fingerprint"
+"""The same for every MLflow run that trained, resumed or reused one training run."""
+
 RUN_METRICS = ("majority_class_mean_iou", "majority_class_pixel_accuracy", "train_seconds")
 """Numbers of the training summary that no epoch series already ends with."""
 
@@ -65,16 +68,15 @@ def single_points(numbers: Mapping[str, Any], step: int = 0) -> dict[str, Metric
 
 
 def training_metrics(history: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, MetricPoints]:
-    """What the run has not logged live: the epochs restored from a checkpoint (all of them
-    for a finished run that is reused), and the baseline and duration at the last epoch.
+    """Every epoch's series, and the baseline and duration at the last epoch.
 
-    The epochs this run trained were logged as each ended (``EpochMetricsLogger``), so a
-    run that crashes keeps them and a resumed run holds every epoch once.
+    The epochs a run trains are also logged as each ends (``EpochMetricsLogger``); saving
+    this through ``MlflowMetricSeriesDataset`` adds only those the run lacks: restored
+    from a checkpoint, or not sent while training.
     """
     last_epoch = int(history["epoch"].iloc[-1]) if len(history) else 0
-    restored = history[history["epoch"] <= summary["resumed_after_epoch"]]
     headline = {name: summary[name] for name in RUN_METRICS if name in summary}
-    return {**epoch_series(restored), **single_points(headline, step=last_epoch)}
+    return {**epoch_series(history), **single_points(headline, step=last_epoch)}
 
 
 def training_tags(
@@ -99,7 +101,7 @@ def training_tags(
         "data.label_catalog_digest": content_digest(dict(label_catalog)),
         "data.image_size": f"{height}x{width}",
         "data.classes": label_catalog["num_classes"],
-        "training.fingerprint": summary["fingerprint"],
+        FINGERPRINT_TAG: summary["fingerprint"],
         "training.resumed_after_epoch": summary["resumed_after_epoch"],
         "training.reused_finished_run": summary["resumed_after_epoch"] >= summary["epochs"],
     }

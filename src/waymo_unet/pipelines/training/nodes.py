@@ -14,6 +14,7 @@ from waymo_unet.models.bundle import SegmentationModel
 from waymo_unet.models.export import DeployedModel, deployment_manifest, export_program
 from waymo_unet.models.unet import UNetConfig
 from waymo_unet.tracking import records
+from waymo_unet.tracking.epoch_logger import EpochMetricsLogger
 from waymo_unet.training.checkpoint import CheckpointStore
 from waymo_unet.training.config import TrainConfig, TrainingRunConfig
 from waymo_unet.training.data import ShardDataset
@@ -103,6 +104,9 @@ def training_outputs(
     job: TrainingJob, result: TrainResult, label_catalog: dict[str, Any]
 ) -> tuple[SegmentationModel, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The model packaged for inference, the history, per-class IoU and the summary."""
+    for callback in job.callbacks:
+        if isinstance(callback, EpochMetricsLogger):
+            callback.flush()  # its epochs reach the run before the record adds what is missing
     image_size = job.train_data.image_shape[:2]
     model = SegmentationModel(result.model.cpu(), job.unet, label_catalog["classes"], image_size)
     history = pd.DataFrame(result.history)
