@@ -27,14 +27,12 @@ from kedro.framework.context import KedroContext
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import CatalogProtocol
-from kedro.pipeline import Node
+from kedro.runner import SequentialRunner
 from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
 
 from waymo_unet.pipelines.training import create_pipeline, nodes
 from waymo_unet.tracking.records import flat_parameters
 from waymo_unet.training.distributed import context_from_environment, leave_process_group
-from waymo_unet.training.job import TrainingJob
-from waymo_unet.training.train import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -73,44 +71,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     bootstrap_project(Path.cwd())  # also sets up the project's logging
     context = context_from_environment()
-    first_rank = context is None or context.is_main
-    pipeline = {node.name: node for node in create_pipeline().nodes}
+    pipeline = create_pipeline()
+    (train,) = pipeline.only_nodes("train_segmentation_model").nodes
     with KedroSession.create(env=args.env, runtime_params=parse_params(args.params)) as session:
         kedro_context = session.load_context()
         catalog = kedro_context.catalog
         with tracking_run(kedro_context, catalog):  # rank 0's; the epoch logger is None elsewhere
-            train = pipeline["train_segmentation_model"]
-            inputs = {name: catalog.load(name) for name in train.inputs}
-            job = nodes.training_job(*inputs.values())
+            inputs = [catalog.load(name) for name in train.inputs]
+            job = nodes.training_job(*inputs)
             result = job.run(context)
-            if first_rank:
-                _save_outputs(catalog, pipeline, inputs, job, result)
+            if context is None or context.is_main:
+                label_catalog = inputs[train.inputs.index("model_input_label_catalog")]
+                outputs = nodes.training_outputs(job, result, label_catalog)
+                for name, value in zip(train.outputs, outputs, strict=True):
+                    catalog.save(name, value)
+                # The pipeline's nodes after training, through the catalog as in `kedro run`.
+                SequentialRunner().run(pipeline.from_inputs(*train.outputs), catalog)
+                logger.info("Saved the training outputs, their MLflow record and the export")
     leave_process_group()  # every rank leaves once rank 0 has saved
-
-
-def _save_outputs(
-    catalog: CatalogProtocol,
-    pipeline: dict[str, Node],
-    inputs: dict[str, Any],
-    job: TrainingJob,
-    result: TrainResult,
-) -> None:
-    """Save what the training pipeline's nodes after training would: outputs, the MLflow
-    record, the deployable export."""
-    train, record, export = (
-        pipeline[name]
-        for name in ("train_segmentation_model", "record_training_run", "export_deployable_model")
-    )
-    trained = nodes.training_outputs(job, result, inputs["model_input_label_catalog"])
-    outputs = dict(zip(train.outputs, trained, strict=True))
-    for name, value in outputs.items():
-        catalog.save(name, value)
-    available = {**inputs, **outputs}
-    recorded = record.func(*(available[name] for name in record.inputs))
-    for name, value in zip(record.outputs, recorded, strict=True):
-        catalog.save(name, value)
-    catalog.save(export.outputs[0], export.func(outputs[export.inputs[0]]))
-    logger.info("Saved %s", ", ".join([*train.outputs, *record.outputs, *export.outputs]))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,13 @@ def input_example() -> np.ndarray:
 
 
 def pip_requirements() -> list[str]:
-    """The versions running now, pinned, so MLflow need not infer them in a subprocess."""
+    """What ``predict`` imports, at the versions running now, so MLflow need not infer them
+    in a subprocess; this package itself is not on PyPI: install it beside them."""
     # A local label (2.13.0+cpu) names a wheel index, not a version a plain pip can find.
     return [
         f"torch=={torch.__version__.split('+')[0]}",
         f"numpy=={np.__version__}",
+        f"opencv-python-headless=={metadata.version('opencv-python-headless')}",
     ]
 
 
