@@ -38,6 +38,8 @@ TINY = ",".join(
 )
 MODEL_NAME = "waymo_unet"
 
+pytestmark = pytest.mark.slow  # whole-project runs
+
 
 @dataclass
 class TrackedProject:
