@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -64,7 +64,11 @@ def single_points(numbers: Mapping[str, Any], step: int = 0) -> dict[str, Metric
 
     Strings, lists, booleans and nulls are left out: they are not measurements.
     """
-    return {name: [{"step": step, "value": float(value)}] for name, value in _numbers(numbers, "")}
+    return {
+        name: [{"step": step, "value": float(value)}]
+        for name, value in flat_parameters(numbers).items()
+        if _is_number(value)
+    }
 
 
 def training_metrics(history: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, MetricPoints]:
@@ -141,7 +145,8 @@ def metric_name(text: str) -> str:
 
 def flat_parameters(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"training": {"train": {"epochs": 3}}}`` -> ``{"training.train.epochs": 3}``, as
-    kedro-mlflow logs a node's parameters (``dict_params.flatten`` in mlflow.yml)."""
+    kedro-mlflow logs a node's parameters (``dict_params.flatten`` in mlflow.yml) and as
+    nested metric names read."""
     flat = {}
     for key, value in params.items():
         if isinstance(value, Mapping):
@@ -149,15 +154,6 @@ def flat_parameters(params: Mapping[str, Any], prefix: str = "") -> dict[str, An
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _numbers(document: Mapping[str, Any], prefix: str) -> Iterable[tuple[str, float]]:
-    for key, value in document.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from _numbers(value, f"{name}.")
-        elif _is_number(value):
-            yield name, float(value)
 
 
 def _is_number(value: Any) -> bool:
