@@ -13,6 +13,7 @@ from waymo_unet.datasets.mlflow_runs import (
     MlflowEpochLoggerDataset,
     MlflowMetricSeriesDataset,
     MlflowNestedRunsDataset,
+    MlflowParamsDataset,
     MlflowTagsDataset,
 )
 from waymo_unet.tracking.epoch_logger import EpochMetricsLogger
@@ -57,6 +58,18 @@ def test_tags_go_to_the_active_run_as_strings(client: MlflowClient):
     assert tags["data.image_size"] == "48x72"
     assert tags["data.classes"] == "4"
     assert loaded == {"data.image_size": "48x72", "data.classes": "4"}
+
+
+def test_params_go_to_the_active_run(client: MlflowClient):
+    dataset = MlflowParamsDataset()
+    with mlflow.start_run() as run:
+        dataset.save({"trained.train.learning_rate": 0.004, "trained.model.depth": 3})
+        assert dataset.load() == {
+            "trained.train.learning_rate": "0.004",
+            "trained.model.depth": "3",
+        }
+
+    assert client.get_run(run.info.run_id).data.params["trained.model.depth"] == "3"
 
 
 def test_trials_become_finished_child_runs_with_a_point_per_epoch(client: MlflowClient):

@@ -83,6 +83,10 @@ def test_each_epoch_goes_to_the_epoch_logger_and_the_record_holds_them_all(outpu
     assert series["majority_class_mean_iou"][0]["step"] == 3
     assert tags["data.image_size"] == "16x24"
     assert tags["training.resumed_after_epoch"] == "0"
+    settings = outputs["tracking_trained_settings"]  # no study: the parameters as written
+    assert settings["trained.model.base_channels"] == 4
+    assert settings["trained.train.epochs"] == 3
+    assert settings["trained.train.learning_rate"] == pytest.approx(3e-3)  # a default
     fingerprint = outputs["catalog"].load("models_checkpoints").load()["fingerprint"]
     assert tags["training.fingerprint"] == fingerprint
 

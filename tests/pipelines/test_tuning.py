@@ -78,9 +78,12 @@ def test_the_best_trial_reaches_training(catalog):
         if name.startswith("params_")
     }
 
-    SequentialRunner().run(training.create_pipeline(), catalog)
+    trained = SequentialRunner().run(training.create_pipeline(), catalog)
     model = catalog.load("models_segmentation_model")
     assert model.config.base_channels == best["hyperparameters"]["base_channels"]
+    settings = trained["tracking_trained_settings"].load()  # what MLflow records as trained.*
+    assert settings["trained.model.base_channels"] == best["hyperparameters"]["base_channels"]
+    assert settings["trained.train.learning_rate"] == best["hyperparameters"]["learning_rate"]
     checkpoint = catalog.load("models_checkpoints").load()
     assert checkpoint["train_config"]["learning_rate"] == best["hyperparameters"]["learning_rate"]
 

@@ -124,6 +124,8 @@ def test_the_data_and_the_training_run_are_tagged(default_run: Run):
     assert len(tags["data.label_catalog_digest"]) == 16
     assert tags["training.resumed_after_epoch"] == "0"
     assert tags["tuned.trial"].isdigit()  # the default run tunes, then trains with the best
+    # What trained: the tuned value, beside the parameter as written.
+    assert default_run.data.params["trained.train.learning_rate"] == tags["tuned.learning_rate"]
 
 
 def test_the_report_and_the_label_catalogue_are_artifacts(project: TrackedProject, default_run):

@@ -12,6 +12,7 @@ from waymo_unet.datasets.mlflow_runs import (
     MlflowEpochLoggerDataset,
     MlflowMetricSeriesDataset,
     MlflowNestedRunsDataset,
+    MlflowParamsDataset,
     MlflowTagsDataset,
 )
 from waymo_unet.datasets.optional_json import OptionalJSONDataset
@@ -30,6 +31,7 @@ __all__ = [
     "MlflowEpochLoggerDataset",
     "MlflowMetricSeriesDataset",
     "MlflowNestedRunsDataset",
+    "MlflowParamsDataset",
     "MlflowRegisteredModelDataset",
     "MlflowTagsDataset",
     "OptionalJSONDataset",

@@ -67,6 +67,21 @@ class MlflowTagsDataset(_ActiveRunDataset):
         return {name: value for name, value in tags.items() if not name.startswith("mlflow.")}
 
 
+class MlflowParamsDataset(_ActiveRunDataset):
+    """Parameters of the active run: ``save`` logs them, ``load`` reads them back.
+
+    For values a node works out, such as the settings training used once tuned values
+    replaced the configured ones; the nodes' own parameters come from kedro-mlflow's hook.
+    """
+
+    def save(self, data: dict[str, Any]) -> None:
+        if self._run_to_log_to() is not None:
+            mlflow.log_params(data)
+
+    def load(self) -> dict[str, str]:
+        return dict(MlflowClient().get_run(self._active_run_id()).data.params)
+
+
 class MlflowNestedRunsDataset(_ActiveRunDataset):
     """Child runs of the active run, one per record: tuning trials under the tuning run.
 

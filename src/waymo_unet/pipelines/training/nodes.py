@@ -25,13 +25,18 @@ from waymo_unet.tuning.search_space import apply_hyperparameters
 logger = logging.getLogger(__name__)
 
 
+def applied_tuning(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any] | None:
+    """The study's best trial when training takes it (``use_tuned`` and a trial), else None."""
+    return tuned if tuned and TrainingRunConfig.from_params(params).use_tuned else None
+
+
 def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
     """The training parameters, overridden by the tuning study's best trial when asked.
 
     Kedro has already merged ``--params`` into ``params``, so a tuned value also replaces
     one given on the command line: the log line names each value replaced.
     """
-    if not TrainingRunConfig.from_params(params).use_tuned or not tuned:
+    if applied_tuning(params, tuned) is None:
         return params
     merged = apply_hyperparameters(params, tuned["hyperparameters"])
     replaced = [
@@ -181,15 +186,23 @@ def record_training_run(
     history: pd.DataFrame,
     metrics: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[dict[str, list[dict[str, float]]], dict[str, str]]:
-    """The run's metric series (one point per epoch) and tags (data, fingerprint, tuning)."""
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, str], dict[str, Any]]:
+    """The run's metric series (one point per epoch), tags (data, fingerprint, tuning) and
+    the settings it trained with (``trained.*``: the parameters, tuned values applied)."""
     run = TrainingRunConfig.from_params(params)
-    tuned = tuned_hyperparameters if run.use_tuned else None
+    tuned = applied_tuning(params, tuned_hyperparameters)
+    effective = apply_hyperparameters(params, tuned["hyperparameters"]) if tuned else params
+    trained = TrainingRunConfig.from_params(effective)
+    settings = {
+        "train": TrainConfig.from_params(trained.train).to_dict(),
+        "model": UNetConfig.from_params(trained.model, label_catalog["num_classes"]).to_dict(),
+    }
     return (
         records.training_metrics(history, metrics),
         records.training_tags(
             shard_index, label_catalog, metrics, (run.train_split, run.val_split), tuned
         ),
+        records.flat_parameters({"trained": settings}),
     )
 
 

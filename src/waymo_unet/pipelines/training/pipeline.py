@@ -37,7 +37,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_output_training_metrics",
                     "params:training",
                 ],
-                outputs=["tracking_training_metrics", "tracking_training_tags"],
+                outputs=[
+                    "tracking_training_metrics",
+                    "tracking_training_tags",
+                    "tracking_trained_settings",
+                ],
                 name="record_training_run",
             ),
             Node(
