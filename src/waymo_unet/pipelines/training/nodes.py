@@ -30,15 +30,21 @@ def applied_tuning(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, A
     return tuned if tuned and TrainingRunConfig.from_params(params).use_tuned else None
 
 
+def tuned_parameters(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the best trial's values put in, when training takes them."""
+    applied = applied_tuning(params, tuned)
+    return apply_hyperparameters(params, applied["hyperparameters"]) if applied else params
+
+
 def with_tuned_hyperparameters(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
     """The training parameters, overridden by the tuning study's best trial when asked.
 
     Kedro has already merged ``--params`` into ``params``, so a tuned value also replaces
     one given on the command line: the log line names each value replaced.
     """
-    if applied_tuning(params, tuned) is None:
+    merged = tuned_parameters(params, tuned)
+    if merged is params:
         return params
-    merged = apply_hyperparameters(params, tuned["hyperparameters"])
     replaced = [
         f"training.{group}.{name} {params[group].get(name, '(default)')!r} -> {value!r}"
         for name, value in tuned["hyperparameters"].items()
@@ -191,8 +197,7 @@ def record_training_run(
     the settings it trained with (``trained.*``: the parameters, tuned values applied)."""
     run = TrainingRunConfig.from_params(params)
     tuned = applied_tuning(params, tuned_hyperparameters)
-    effective = apply_hyperparameters(params, tuned["hyperparameters"]) if tuned else params
-    trained = TrainingRunConfig.from_params(effective)
+    trained = TrainingRunConfig.from_params(tuned_parameters(params, tuned_hyperparameters))
     settings = {
         "train": TrainConfig.from_params(trained.train).to_dict(),
         "model": UNetConfig.from_params(trained.model, label_catalog["num_classes"]).to_dict(),
